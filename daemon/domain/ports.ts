@@ -1,0 +1,83 @@
+/**
+ * Ports: everything the domain needs from the outside world, as small interfaces.
+ *
+ * Read this file first. The domain (./keys.ts, ./crypto.ts, ./scheduler rules) imports nothing
+ * from Express, lowdb or pkcs11js; the adapters that implement these interfaces live in
+ * daemon/store, daemon/keystore and daemon/audit, and daemon/app.ts wires them together.
+ */
+import type { Algorithm, KmsState, MaterialRef } from './model.js';
+
+/**
+ * Time. Production uses the system clock; `--unsafe-test-clock` swaps in a clock that can be
+ * advanced over the API so that end-to-end tests can watch rotation and destruction happen.
+ */
+export interface Clock {
+  now(): Date;
+}
+
+/**
+ * The persisted state, behind one serialized writer.
+ *
+ * - `read` runs `query` against the live state and returns its result. Callers must not mutate.
+ * - `update` runs `mutate` synchronously, before it returns, against the live state, so a read
+ *   and an update in one synchronous block see no other change in between. The returned promise
+ *   resolves only once the resulting state is durable on disk (written, fsynced, renamed into
+ *   place, directory fsynced). `mutate` must check every precondition before it changes
+ *   anything: when it throws, the error is rethrown and a throwing mutation must have changed
+ *   nothing. Updates that arrive while a write is in flight are committed together by the next
+ *   write (group commit), so a burst of requests does not rewrite the file once per request.
+ *   If the write fails, the promise rejects; the change stays in memory and goes to disk with
+ *   the next successful write.
+ */
+export interface Store {
+  read<T>(query: (state: Readonly<KmsState>) => T): T;
+  update<T>(mutate: (state: KmsState) => T): Promise<T>;
+  /** Waits for pending writes, then releases the file. Later updates reject. */
+  close(): Promise<void>;
+}
+
+/** AES-GCM output of the keystore: the 96-bit nonce and ciphertext with its 128-bit tag appended. */
+export interface SealedBytes {
+  nonce: Buffer;
+  ciphertext: Buffer;
+}
+
+/**
+ * Key material custody (the HSM). Implementations: daemon/keystore/pkcs11.ts (default, any
+ * PKCS#11 module, SoftHSM2 out of the box) and daemon/keystore/software.ts (explicit dev-only
+ * fallback for machines without a PKCS#11 module).
+ *
+ * Material never leaves an implementation in plaintext: the domain only ever holds a
+ * `MaterialRef` (wrapped bytes or a token object label). Calls are synchronous because PKCS#11
+ * calls are microseconds and pkcs11js' async variants have known native memory bugs.
+ */
+export interface Keystore {
+  /** 'pkcs11' or 'software', reported by /healthz and at start-up. */
+  readonly kind: 'pkcs11' | 'software';
+  /**
+   * Creates material for a new version inside the HSM. AES_128/192/256 come back wrapped by the
+   * root key; AES_256_HSM becomes a persistent non-extractable token object.
+   */
+  createVersionMaterial(versionId: string, algorithm: Algorithm): MaterialRef;
+  /** AES-GCM with a fresh random 96-bit nonce. `aad` is authenticated, not encrypted. */
+  seal(ref: MaterialRef, algorithm: Algorithm, plaintext: Buffer, aad: Buffer): SealedBytes;
+  /** Inverse of `seal`; throws `KmsError('INVALID_ARGUMENT')` when authentication fails. */
+  open(ref: MaterialRef, algorithm: Algorithm, sealed: SealedBytes, aad: Buffer): Buffer;
+  /** Erases the material for good (destroys the token object, forgets cached plaintext). */
+  destroyVersionMaterial(ref: MaterialRef): void;
+  /** Random bytes from the HSM's generator (data keys). */
+  randomBytes(length: number): Buffer;
+  /** Logs out and finalizes. */
+  close(): void;
+}
+
+/** Identifies who is calling, for Operation.createdBy and the audit log. */
+export interface Caller {
+  /** `userAccount:<id>` or `serviceAccount:<id>`. */
+  subject: string;
+}
+
+/** Random identifiers for keys, versions and operations. */
+export interface IdGenerator {
+  next(): string;
+}

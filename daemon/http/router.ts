@@ -1,0 +1,154 @@
+/**
+ * The route table and its dispatcher. Every REST method is one `RouteDef`: its path template
+ * (OpenAPI style, including Yandex's `{keyId}:rotate` custom-method suffixes, which Express 5's
+ * own path syntax cannot express), the permission it needs, its body schema, and a handler that
+ * calls the domain. The same table feeds /openapi.json.
+ */
+import type { NextFunction, Request, Response } from 'express';
+import { PERMISSIONS, type AccessPolicy, type AccessTarget, type Permission } from '../domain/access.js';
+import { KmsError, invalidArgument } from '../domain/errors.js';
+import { ID_PATTERN } from '../domain/ids.js';
+import type { Caller } from '../domain/ports.js';
+import { validateBody, type SchemaName } from './validation.js';
+
+export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+
+export interface RequestContext<B = unknown> {
+  requestId: string;
+  caller: Caller;
+  params: Record<string, string>;
+  query: Record<string, string>;
+  body: B;
+}
+
+export interface RouteResult {
+  status?: number;
+  body: unknown;
+}
+
+export interface RouteDef {
+  method: HttpMethod;
+  /** e.g. `/kms/v1/keys/{keyId}:rotate`; every `{param}` must be a resource id. */
+  path: string;
+  operationId: string;
+  summary: string;
+  permission: Permission;
+  /** Body schema (schemas/api); routes without one refuse a non-empty body. */
+  body?: SchemaName;
+  /** Query parameters the route accepts; any other is refused. */
+  query?: readonly string[];
+  /** What the permission is checked against, from the request. */
+  target?: (ctx: RequestContext) => AccessTarget;
+  handler(ctx: RequestContext): Promise<RouteResult> | RouteResult;
+}
+
+/** Turns a bearer token into a caller; null when the token is unknown or revoked. */
+export type Authenticator = (token: string) => Caller | null;
+
+interface CompiledRoute {
+  def: RouteDef;
+  regex: RegExp;
+  paramNames: string[];
+}
+
+function compile(def: RouteDef): CompiledRoute {
+  if (!(PERMISSIONS as readonly string[]).includes(def.permission)) {
+    throw new Error(`route ${def.method} ${def.path} declares no known permission; every route must declare one`);
+  }
+  const paramNames: string[] = [];
+  const source = def.path
+    .split(/(\{[a-zA-Z]+\})/)
+    .map((part) => {
+      const param = /^\{([a-zA-Z]+)\}$/.exec(part);
+      if (param?.[1] !== undefined) {
+        paramNames.push(param[1]);
+        return '([^/:]+)';
+      }
+      return part.replace(/[.*+?^$()|[\]\\]/g, '\\$&');
+    })
+    .join('');
+  return { def, regex: new RegExp(`^${source}$`), paramNames };
+}
+
+/** Express middleware serving the route table; throws at build time on an undeclared permission. */
+export function dispatcher(routes: RouteDef[], authenticate: Authenticator, policy: AccessPolicy) {
+  const compiled = routes.map(compile);
+  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    try {
+      const path = req.path;
+      const candidates = compiled
+        .map((route) => ({ route, match: route.regex.exec(path) }))
+        .filter((c): c is { route: CompiledRoute; match: RegExpExecArray } => c.match !== null);
+      const found = candidates.find((c) => c.route.def.method === req.method);
+      if (found === undefined) {
+        const allowed = candidates.map((c) => c.route.def.method);
+        throw new KmsError(
+          'NOT_FOUND',
+          allowed.length > 0
+            ? `method ${req.method} is not supported on ${path} (use ${allowed.join(', ')})`
+            : `no API method at ${req.method} ${path}`,
+        );
+      }
+      const { def, paramNames } = found.route;
+      const params: Record<string, string> = {};
+      paramNames.forEach((name, i) => {
+        const value = decodeURIComponent(found.match[i + 1] ?? '');
+        if (!ID_PATTERN.test(value)) throw invalidArgument(name, `"${value}" is not a valid id (lowercase letters, digits, "-" and "_", at most 50 characters)`);
+        params[name] = value;
+      });
+      const caller = def.permission === 'public' ? { subject: 'anonymous' } : authenticateRequest(req, authenticate);
+      const ctx: RequestContext = {
+        requestId: String(res.locals.requestId),
+        caller,
+        params,
+        query: readQuery(req, def),
+        body: readBody(req, def),
+      };
+      res.locals.caller = caller.subject;
+      res.locals.operationId = def.operationId;
+      policy.authorize(caller, def.permission, def.target?.(ctx) ?? {});
+      const result = await def.handler(ctx);
+      res.status(result.status ?? 200).json(result.body);
+    } catch (err) {
+      next(err);
+    }
+  };
+}
+
+function authenticateRequest(req: Request, authenticate: Authenticator): Caller {
+  const header = req.get('authorization');
+  if (header === undefined) throw new KmsError('UNAUTHENTICATED', 'missing Authorization header (expected "Bearer <token>")');
+  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  if (match?.[1] === undefined) throw new KmsError('UNAUTHENTICATED', 'Authorization header must be "Bearer <token>"');
+  const caller = authenticate(match[1]);
+  if (caller === null) throw new KmsError('UNAUTHENTICATED', 'the token is not valid');
+  return caller;
+}
+
+function readQuery(req: Request, def: RouteDef): Record<string, string> {
+  const query: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.query as Record<string, unknown>)) {
+    if (!(def.query ?? []).includes(name)) throw invalidArgument(name, 'unknown query parameter');
+    if (typeof value !== 'string') throw invalidArgument(name, 'must be given once, as a plain value');
+    query[name] = value;
+  }
+  return query;
+}
+
+function readBody(req: Request, def: RouteDef): unknown {
+  const body: unknown = req.body;
+  const present = body !== undefined && !(typeof body === 'object' && body !== null && Object.keys(body).length === 0 && !Array.isArray(body));
+  if (def.body === undefined) {
+    if (present) throw invalidArgument('body', `${def.method} ${def.path} takes no request body`);
+    return undefined;
+  }
+  return validateBody(def.body, body ?? {});
+}
+
+/** Parses an optional integer query parameter, naming it on error. */
+export function intQuery(query: Record<string, string>, name: string): number | undefined {
+  const text = query[name];
+  if (text === undefined || text === '') return undefined;
+  if (!/^\d{1,7}$/.test(text)) throw invalidArgument(name, `must be a non-negative integer, got "${text}"`);
+  return Number(text);
+}

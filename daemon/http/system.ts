@@ -1,0 +1,43 @@
+/** Routes about the daemon itself: health, the API description, and the test-only clock. */
+import type { AdjustableClock } from '../domain/clock.js';
+import type { Scheduler } from '../scheduler/scheduler.js';
+import type { RouteDef } from './router.js';
+
+export function healthRoute(info: () => Record<string, unknown>): RouteDef {
+  return {
+    method: 'GET',
+    path: '/healthz',
+    operationId: 'Health.Get',
+    summary: 'Liveness and basic facts; needs no token.',
+    permission: 'public',
+    handler: () => ({ body: { status: 'ok', ...info() } }),
+  };
+}
+
+export function openApiRoute(document: () => object): RouteDef {
+  return {
+    method: 'GET',
+    path: '/openapi.json',
+    operationId: 'Api.Describe',
+    summary: 'The OpenAPI 3.1 description of this API, built from the JSON Schemas in schemas/api.',
+    permission: 'kms.api.describe',
+    handler: () => ({ body: document() }),
+  };
+}
+
+/** Exists only under `kmsd --unsafe-test-clock`. */
+export function testClockRoute(clock: AdjustableClock, scheduler: Scheduler): RouteDef {
+  return {
+    method: 'POST',
+    path: '/test/v1/clock:advance',
+    operationId: 'TestClock.Advance',
+    summary: 'Moves the daemon clock forward and runs the due work (rotation, destruction). Test only.',
+    permission: 'kms.test.advanceClock',
+    body: 'clock-advance',
+    handler: async (ctx) => {
+      const now = clock.advance((ctx.body as { seconds: number }).seconds);
+      const report = await scheduler.runOnce();
+      return { body: { now: now.toISOString(), ...report } };
+    },
+  };
+}

@@ -1,0 +1,52 @@
+/**
+ * Drives the domain's due work (automatic rotation, scheduled destruction, end of the restore
+ * window) on a timer. Runs never overlap; a failed run is logged and retried on the next tick.
+ */
+import type { DueWorkReport, KeyService } from '../domain/keys.js';
+
+export interface SchedulerLogger {
+  info(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export class Scheduler {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<DueWorkReport> | null = null;
+
+  constructor(
+    private readonly keys: KeyService,
+    private readonly logger: SchedulerLogger,
+    private readonly intervalMs = 1000,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => {
+      this.runOnce().catch((err: unknown) => this.logger.error({ err }, 'scheduler run failed'));
+    }, this.intervalMs);
+    this.timer.unref();
+  }
+
+  /** Runs the due work now (or joins the run in progress) and reports what it did. */
+  async runOnce(): Promise<DueWorkReport> {
+    if (this.running !== null) {
+      await this.running.catch(() => undefined);
+    }
+    const run = this.keys.runDueWork();
+    this.running = run;
+    try {
+      const report = await run;
+      if (report.rotated.length + report.destroyedVersions.length + report.purgedKeys.length > 0) {
+        this.logger.info(report, 'scheduler did due work');
+      }
+      return report;
+    } finally {
+      if (this.running === run) this.running = null;
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    await this.running?.catch(() => undefined);
+  }
+}
