@@ -1,0 +1,860 @@
+/**
+ * The PKCS#11 keystore: the default `Keystore`, for SoftHSM2 or any other PKCS#11 module. This is
+ * the only file that imports pkcs11js.
+ *
+ * Layout inside the token:
+ * - one root wrapping key (AES-256, sensitive, never extractable, wrap/unwrap only), found by
+ *   label at start and created on first start;
+ * - one persistent, non-extractable AES-256 object per AES_256_HSM version, labelled
+ *   `kms-version:<versionId>`.
+ * AES_128/192/256 version keys are generated inside the token and leave it only wrapped by the
+ * root key (RFC 5649); the store keeps that blob.
+ *
+ * Process model (DESIGN §5): the module is loaded and C_Initialize'd once per process and each
+ * token is logged in once, whatever number of keystores are opened on it; object handles are
+ * cached so that nothing searches the token per operation. Every pkcs11js call is synchronous:
+ * its async variants have open native memory bugs, and single-threaded synchronous calls are
+ * also what serializes key generation (SoftHSM2 has crash reports under concurrent C_GenerateKey).
+ */
+import { existsSync, realpathSync } from 'node:fs';
+import { createHash, randomBytes as cryptoRandomBytes, timingSafeEqual } from 'node:crypto';
+import pkcs11js from 'pkcs11js';
+import type { GcmParams, Mechanism, PKCS11, Template } from 'pkcs11js';
+import { KmsError } from '../domain/errors.js';
+import type { Algorithm, MaterialRef } from '../domain/model.js';
+import type { Keystore, SealedBytes } from '../domain/ports.js';
+import { BoundedCache } from './bounded-cache.js';
+import {
+  KEY_BYTES,
+  NONCE_BYTES,
+  TAG_BYTES,
+  WRAP_FORMAT,
+  authenticationFailed,
+  checkRandomLength,
+  checkRefMatchesAlgorithm,
+  checkSealedShape,
+  decodeWrapped,
+  encodeWrapped,
+  materialDestroyed,
+  type KeystoreLogger,
+  type WrapFormat,
+} from './material.js';
+
+type Handle = Buffer;
+
+/** Label of the root wrapping key unless configured otherwise. */
+export const DEFAULT_ROOT_KEY_LABEL = 'kms-root-wrapping-key';
+
+/** Prefix of the label of AES_256_HSM version objects; the version id follows. */
+export const HSM_VERSION_LABEL_PREFIX = 'kms-version:';
+
+/** PKCS#11 token labels are 32 bytes, blank padded. */
+const TOKEN_LABEL_BYTES = 32;
+
+/** Options of `openPkcs11Keystore`. */
+export interface Pkcs11KeystoreOptions {
+  /** Path of the PKCS#11 shared library, e.g. /usr/lib/softhsm/libsofthsm2.so. */
+  modulePath: string;
+  /** Label of the token to use (at most 32 bytes of UTF-8). */
+  tokenLabel: string;
+  /** User PIN of the token. */
+  pin: string;
+  /**
+   * Security officer PIN. Only given by the SoftHSM2 provisioning: when present and no token
+   * carries `tokenLabel`, a free slot is initialized with that label and `pin` as user PIN.
+   * Without it a missing token is a configuration error (we never initialize a real HSM).
+   */
+  soPin?: string;
+  /** Label of the root wrapping key; defaults to DEFAULT_ROOT_KEY_LABEL. */
+  rootKeyLabel?: string;
+  /** Bounds of the cache of unwrapped version keys (HSM session objects); see UNWRAPPED_CACHE. */
+  unwrappedKeyCache?: { maxEntries?: number; ttlMs?: number };
+  logger?: KeystoreLogger;
+}
+
+/**
+ * Why wrapped versions are served from a cache of unwrapped *HSM session objects*, and not by
+ * unwrapping per operation or by holding plaintext keys in process memory. Measured on SoftHSM2
+ * 2.6.1 (Node 20, one core, AES-GCM of 64 B):
+ *   unwrap + encrypt + destroy per operation   ≈  6,800 ops/s
+ *   cached session-object handle, GCM in HSM   ≈ 67,000 ops/s
+ *   plaintext key in process, node:crypto GCM  ≈ 104,000 ops/s
+ * The handle cache is 10× faster than unwrapping per call and within 1.6× of node:crypto, far
+ * above what the HTTP layer can feed it, while the key stays sensitive and non-extractable inside
+ * the HSM: the daemon never has a code path that reads key material out of the token. Entries
+ * are bounded in number and absolute lifetime and are destroyed in the HSM on eviction.
+ */
+const UNWRAPPED_CACHE = { maxEntries: 1024, ttlMs: 5 * 60_000 };
+
+/** Idle operation sessions kept open; calls are synchronous, so more than one is rarely used. */
+const MAX_IDLE_SESSIONS = 4;
+
+const {
+  CKA_CLASS,
+  CKA_DECRYPT,
+  CKA_DERIVE,
+  CKA_ENCRYPT,
+  CKA_EXTRACTABLE,
+  CKA_ID,
+  CKA_KEY_TYPE,
+  CKA_LABEL,
+  CKA_MODIFIABLE,
+  CKA_PRIVATE,
+  CKA_SENSITIVE,
+  CKA_SIGN,
+  CKA_TOKEN,
+  CKA_UNWRAP,
+  CKA_VALUE_LEN,
+  CKA_VERIFY,
+  CKA_WRAP,
+  CKF_RW_SESSION,
+  CKF_SERIAL_SESSION,
+  CKF_TOKEN_INITIALIZED,
+  CKF_USER_PIN_INITIALIZED,
+  CKK_AES,
+  CKM_AES_GCM,
+  CKM_AES_KEY_GEN,
+  CKM_AES_KEY_WRAP,
+  CKM_AES_KEY_WRAP_PAD,
+  CKO_SECRET_KEY,
+  CKU_SO,
+  CKU_USER,
+  CK_PARAMS_AES_GCM_v240,
+} = pkcs11js;
+
+// Return codes that mean "the HSM or our session is gone", as opposed to "this input is bad".
+const UNAVAILABLE_CODES = new Set<number>([
+  pkcs11js.CKR_CRYPTOKI_NOT_INITIALIZED,
+  pkcs11js.CKR_DEVICE_ERROR,
+  pkcs11js.CKR_DEVICE_MEMORY,
+  pkcs11js.CKR_DEVICE_REMOVED,
+  pkcs11js.CKR_HOST_MEMORY,
+  pkcs11js.CKR_SESSION_CLOSED,
+  pkcs11js.CKR_SESSION_COUNT,
+  pkcs11js.CKR_SESSION_HANDLE_INVALID,
+  pkcs11js.CKR_TOKEN_NOT_PRESENT,
+  pkcs11js.CKR_TOKEN_NOT_RECOGNIZED,
+  pkcs11js.CKR_USER_NOT_LOGGED_IN,
+]);
+const HANDLE_INVALID_CODES = new Set<number>([pkcs11js.CKR_OBJECT_HANDLE_INVALID, pkcs11js.CKR_KEY_HANDLE_INVALID]);
+
+/** The CKR_* return value carried by a pkcs11js error, if it is one. */
+function returnCode(err: unknown): { code: number; name: string } | undefined {
+  if (err instanceof Error && /^CKR_\w+/.test(err.message) && typeof (err as { code?: unknown }).code === 'number') {
+    return { code: (err as Error & { code: number }).code, name: err.message };
+  }
+  return undefined;
+}
+
+/** Maps a failure of a PKCS#11 call to a domain error (never leaks a raw pkcs11js error). */
+function hsmError(err: unknown, doing: string): KmsError {
+  if (err instanceof KmsError) return err;
+  const rv = returnCode(err);
+  if (rv === undefined) {
+    return new KmsError('INTERNAL', `HSM ${doing} failed: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (UNAVAILABLE_CODES.has(rv.code)) return new KmsError('UNAVAILABLE', `HSM unavailable during ${doing}: ${rv.name}`);
+  return new KmsError('INTERNAL', `HSM ${doing} failed: ${rv.name}`);
+}
+
+function ignoreErrors(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    // Best-effort cleanup: the object or session may already be gone, and the caller has a
+    // more useful error (or none) to report.
+  }
+}
+
+function trimLabel(label: string): string {
+  return label.replace(/[\s\0]+$/u, '');
+}
+
+function checkTokenLabel(label: string): void {
+  if (label === '' || label !== label.trim() || Buffer.byteLength(label, 'utf8') > TOKEN_LABEL_BYTES) {
+    throw new KmsError('FAILED_PRECONDITION', `token label '${label}' must be 1-32 bytes without leading or trailing blanks`);
+  }
+}
+
+function readBool(value: Buffer | undefined): boolean {
+  return value !== undefined && value.length > 0 && value[0] !== 0;
+}
+
+function readUlong(value: Buffer | undefined): number {
+  if (value === undefined) return 0;
+  // CK_ULONG is the platform's unsigned long, in host byte order: 8 bytes on 64-bit Linux.
+  if (value.length === 8) return Number(value.readBigUInt64LE(0));
+  if (value.length === 4) return value.readUInt32LE(0);
+  return 0;
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
+}
+
+// Attributes every secret key we create shares: no uses beyond the ones switched on explicitly.
+const NO_OTHER_USES: Template = [
+  { type: CKA_SIGN, value: false },
+  { type: CKA_VERIFY, value: false },
+  { type: CKA_DERIVE, value: false },
+];
+
+function aesKeyTemplate(extra: Template, modifiable = true): Template {
+  return [
+    { type: CKA_CLASS, value: CKO_SECRET_KEY },
+    { type: CKA_KEY_TYPE, value: CKK_AES },
+    ...NO_OTHER_USES,
+    ...extra,
+    // Last: SoftHSM2 applies a template in order, and after CKA_MODIFIABLE=false it refuses the
+    // attributes that follow (CKR_ATTRIBUTE_READ_ONLY) when unwrapping.
+    { type: CKA_MODIFIABLE, value: modifiable },
+  ];
+}
+
+function rootKeyTemplate(label: string): Template {
+  return aesKeyTemplate([
+    { type: CKA_VALUE_LEN, value: 32 },
+    { type: CKA_TOKEN, value: true },
+    { type: CKA_PRIVATE, value: true },
+    { type: CKA_SENSITIVE, value: true },
+    { type: CKA_EXTRACTABLE, value: false },
+    { type: CKA_WRAP, value: true },
+    { type: CKA_UNWRAP, value: true },
+    { type: CKA_ENCRYPT, value: false },
+    { type: CKA_DECRYPT, value: false },
+    { type: CKA_LABEL, value: label },
+    { type: CKA_ID, value: Buffer.from(label, 'utf8') },
+    // Not modifiable: nobody can later switch on CKA_DECRYPT and decrypt wrapped blobs directly.
+  ], false);
+}
+
+/** A version key that exists only long enough to be wrapped: extractable, but only by wrapping. */
+function ephemeralVersionKeyTemplate(algorithm: Algorithm): Template {
+  return aesKeyTemplate([
+    { type: CKA_VALUE_LEN, value: KEY_BYTES[algorithm] },
+    { type: CKA_TOKEN, value: false },
+    { type: CKA_PRIVATE, value: true },
+    // Sensitive: C_GetAttributeValue(CKA_VALUE) is refused, so wrapping is the only way out.
+    { type: CKA_SENSITIVE, value: true },
+    { type: CKA_EXTRACTABLE, value: true },
+    { type: CKA_ENCRYPT, value: false },
+    { type: CKA_DECRYPT, value: false },
+    { type: CKA_WRAP, value: false },
+    { type: CKA_UNWRAP, value: false },
+  ]);
+}
+
+/** The working copy of a wrapped version key: a session object, usable but never extractable. */
+const UNWRAPPED_KEY_TEMPLATE: Template = aesKeyTemplate([
+  { type: CKA_TOKEN, value: false },
+  { type: CKA_PRIVATE, value: true },
+  { type: CKA_SENSITIVE, value: true },
+  { type: CKA_EXTRACTABLE, value: false },
+  { type: CKA_ENCRYPT, value: true },
+  { type: CKA_DECRYPT, value: true },
+  { type: CKA_WRAP, value: false },
+  { type: CKA_UNWRAP, value: false },
+], false);
+
+function hsmVersionKeyTemplate(label: string, versionId: string): Template {
+  return aesKeyTemplate([
+    { type: CKA_VALUE_LEN, value: 32 },
+    { type: CKA_TOKEN, value: true },
+    { type: CKA_PRIVATE, value: true },
+    { type: CKA_SENSITIVE, value: true },
+    { type: CKA_EXTRACTABLE, value: false },
+    { type: CKA_ENCRYPT, value: true },
+    { type: CKA_DECRYPT, value: true },
+    { type: CKA_WRAP, value: false },
+    { type: CKA_UNWRAP, value: false },
+    { type: CKA_LABEL, value: label },
+    { type: CKA_ID, value: Buffer.from(versionId, 'utf8') },
+  ], false);
+}
+
+function gcmMechanism(nonce: Buffer, aad: Buffer): Mechanism {
+  // The PKCS#11 2.40 CK_GCM_PARAMS (with ulIvBits), which is what SoftHSM2 2.6 and current HSMs read.
+  const parameter: GcmParams = {
+    type: CK_PARAMS_AES_GCM_v240,
+    iv: nonce,
+    ivBits: nonce.length * 8,
+    aad,
+    tagBits: TAG_BYTES * 8,
+  };
+  return { mechanism: CKM_AES_GCM, parameter };
+}
+
+function wrapMechanism(format: WrapFormat): Mechanism {
+  return { mechanism: format === WRAP_FORMAT.AES_KEY_WRAP_PAD ? CKM_AES_KEY_WRAP_PAD : CKM_AES_KEY_WRAP };
+}
+
+/** A loaded, initialized PKCS#11 module; one per module path per process. */
+interface LoadedModule {
+  readonly key: string;
+  readonly path: string;
+  readonly p11: PKCS11;
+  /** False when someone else in this process (another module instance) initialized it first. */
+  readonly initializedHere: boolean;
+  readonly tokens: Map<string, TokenSession>;
+  refs: number;
+}
+
+const loadedModules = new Map<string, LoadedModule>();
+
+function acquireModule(modulePath: string): LoadedModule {
+  if (!existsSync(modulePath)) {
+    throw new KmsError(
+      'FAILED_PRECONDITION',
+      `PKCS#11 module not found at ${modulePath}: install SoftHSM2 (apt-get install softhsm2), ` +
+        'configure the path of your HSM vendor module, or start with --keystore software (development only)',
+    );
+  }
+  const key = realpathSync(modulePath);
+  const loaded = loadedModules.get(key);
+  if (loaded !== undefined) {
+    loaded.refs += 1;
+    return loaded;
+  }
+  const p11 = new pkcs11js.PKCS11();
+  try {
+    p11.load(modulePath);
+  } catch (err) {
+    throw new KmsError(
+      'FAILED_PRECONDITION',
+      `cannot load PKCS#11 module ${modulePath}: ${err instanceof Error ? err.message : String(err)}`,
+    );
+  }
+  let initializedHere = true;
+  try {
+    p11.C_Initialize();
+  } catch (err) {
+    // Cryptoki state is per process, not per pkcs11js object: a second module instance in the same
+    // process (jest runs several test files in one worker, each with its own module registry)
+    // finds it initialized already, and shares it.
+    if (returnCode(err)?.code === pkcs11js.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+      initializedHere = false;
+    } else {
+      ignoreErrors(() => p11.close());
+      throw new KmsError(
+        'FAILED_PRECONDITION',
+        `C_Initialize of PKCS#11 module ${modulePath} failed (${returnCode(err)?.name ?? String(err)}); ` +
+          `for SoftHSM2 check the config file (SOFTHSM2_CONF=${process.env.SOFTHSM2_CONF ?? 'unset'})`,
+      );
+    }
+  }
+  const created: LoadedModule = { key, path: modulePath, p11, initializedHere, tokens: new Map(), refs: 1 };
+  loadedModules.set(key, created);
+  return created;
+}
+
+function releaseModule(module: LoadedModule): void {
+  module.refs -= 1;
+  if (module.refs > 0) return;
+  loadedModules.delete(module.key);
+  if (module.initializedHere) ignoreErrors(() => module.p11.C_Finalize());
+  ignoreErrors(() => module.p11.close());
+}
+
+/**
+ * One logged-in token, shared by all keystores opened on it in this process. Holds the login
+ * session for its whole life: PKCS#11 logs the user out when an application's last session on a
+ * token closes, and the cached unwrapped keys are objects of that session.
+ */
+class TokenSession {
+  refs = 1;
+  private readonly p11: PKCS11;
+  private readonly idleSessions: Handle[] = [];
+  /** Handles of AES_256_HSM objects by label; filled on first use, never searched per operation. */
+  private readonly tokenObjects = new Map<string, Handle>();
+  /** Labels destroyed by this process, so that a late request fails fast instead of searching. */
+  private readonly destroyedLabels = new Set<string>();
+  /**
+   * Wrapped blobs destroyed by this process. The durable erasure of a wrapped version is the store
+   * dropping its blob (DESIGN §4); this stops a request that read the blob just before from using
+   * it afterwards.
+   */
+  private readonly destroyedWrapped = new Set<string>();
+  private readonly unwrapped: BoundedCache<string, Handle>;
+  private generating = false;
+
+  constructor(
+    readonly module: LoadedModule,
+    readonly label: string,
+    private readonly slot: Handle,
+    private readonly loginSession: Handle,
+    private readonly pinDigest: Buffer,
+    private readonly rootKey: Handle,
+    private readonly wrapFormat: WrapFormat,
+    private readonly hasWrapPad: boolean,
+    cache: { maxEntries: number; ttlMs: number },
+  ) {
+    this.p11 = module.p11;
+    this.unwrapped = new BoundedCache<string, Handle>({
+      ...cache,
+      onEvict: (handle) => ignoreErrors(() => this.p11.C_DestroyObject(this.loginSession, handle)),
+    });
+  }
+
+  pinMatches(pin: string): boolean {
+    return timingSafeEqual(sha256(pin), this.pinDigest);
+  }
+
+  createVersionMaterial(versionId: string, algorithm: Algorithm): MaterialRef {
+    if (versionId === '') throw new KmsError('INTERNAL', 'createVersionMaterial needs a version id');
+    // Synchronous calls on one JS thread cannot overlap; the flag turns any future regression
+    // (an await slipped in between) into an error instead of a SoftHSM2 crash.
+    if (this.generating) throw new KmsError('INTERNAL', 'concurrent key generation');
+    this.generating = true;
+    try {
+      return algorithm === 'AES_256_HSM' ? this.createHsmVersion(versionId) : this.createWrappedVersion(algorithm);
+    } finally {
+      this.generating = false;
+    }
+  }
+
+  seal(ref: MaterialRef, algorithm: Algorithm, plaintext: Buffer, aad: Buffer): SealedBytes {
+    checkRefMatchesAlgorithm(ref, algorithm);
+    const key = this.operationKey(ref, algorithm);
+    const nonce = cryptoRandomBytes(NONCE_BYTES);
+    const ciphertext = this.withSession('encryption', ref, (session) => {
+      this.p11.C_EncryptInit(session, gcmMechanism(nonce, aad), key);
+      // A zero-length C_Encrypt is refused (CKR_ARGUMENTS_BAD) by pkcs11js/SoftHSM2; the final
+      // call alone produces the tag, which is all GCM outputs for an empty message.
+      if (plaintext.length === 0) return this.p11.C_EncryptFinal(session, Buffer.alloc(TAG_BYTES));
+      return this.p11.C_Encrypt(session, plaintext, Buffer.alloc(plaintext.length + TAG_BYTES));
+    });
+    if (ciphertext.length !== plaintext.length + TAG_BYTES) {
+      throw new KmsError('INTERNAL', 'HSM returned a GCM ciphertext of unexpected length');
+    }
+    return { nonce, ciphertext: Buffer.from(ciphertext) };
+  }
+
+  open(ref: MaterialRef, algorithm: Algorithm, sealed: SealedBytes, aad: Buffer): Buffer {
+    checkRefMatchesAlgorithm(ref, algorithm);
+    checkSealedShape(sealed);
+    const key = this.operationKey(ref, algorithm);
+    return this.withSession('decryption', ref, (session) => {
+      this.p11.C_DecryptInit(session, gcmMechanism(sealed.nonce, aad), key);
+      try {
+        return Buffer.from(this.p11.C_Decrypt(session, sealed.ciphertext, Buffer.alloc(sealed.ciphertext.length)));
+      } catch (err) {
+        const rv = returnCode(err);
+        // SoftHSM2 reports a GCM tag mismatch as CKR_GENERAL_ERROR, others as
+        // CKR_ENCRYPTED_DATA_INVALID; anything that is not the HSM being gone is the input's fault.
+        if (rv !== undefined && !UNAVAILABLE_CODES.has(rv.code) && !HANDLE_INVALID_CODES.has(rv.code)) {
+          throw authenticationFailed();
+        }
+        throw err;
+      }
+    });
+  }
+
+  destroyVersionMaterial(ref: MaterialRef): void {
+    if (ref.kind === 'wrapped') {
+      this.destroyedWrapped.add(ref.wrapped);
+      this.unwrapped.delete(ref.wrapped);
+      return;
+    }
+    if (this.destroyedLabels.has(ref.label)) return;
+    const cached = this.tokenObjects.get(ref.label);
+    const handles = cached !== undefined ? [cached] : this.findKeysByLabel(ref.label);
+    this.withSession('key destruction', undefined, (session) => {
+      for (const handle of handles) {
+        try {
+          this.p11.C_DestroyObject(session, handle);
+        } catch (err) {
+          // Already gone (destroyed by an earlier run or by hand): that is the state we want.
+          if (!HANDLE_INVALID_CODES.has(returnCode(err)?.code ?? -1)) throw err;
+        }
+      }
+    });
+    this.tokenObjects.delete(ref.label);
+    this.destroyedLabels.add(ref.label);
+  }
+
+  randomBytes(length: number): Buffer {
+    checkRandomLength(length);
+    if (length === 0) return Buffer.alloc(0);
+    return Buffer.from(this.withSession('random generation', undefined, (s) => this.p11.C_GenerateRandom(s, Buffer.alloc(length))));
+  }
+
+  /** Drops one reference; the last one logs out and releases the module. */
+  release(): void {
+    this.refs -= 1;
+    if (this.refs > 0) return;
+    this.module.tokens.delete(this.label);
+    this.unwrapped.clear();
+    for (const session of this.idleSessions.splice(0)) ignoreErrors(() => this.p11.C_CloseSession(session));
+    ignoreErrors(() => this.p11.C_Logout(this.loginSession));
+    ignoreErrors(() => this.p11.C_CloseSession(this.loginSession));
+    releaseModule(this.module);
+  }
+
+  private createWrappedVersion(algorithm: Algorithm): MaterialRef {
+    const wrapped = this.withSession('key generation', undefined, (session) => {
+      const key = this.p11.C_GenerateKey(session, { mechanism: CKM_AES_KEY_GEN }, ephemeralVersionKeyTemplate(algorithm));
+      try {
+        return Buffer.from(
+          this.p11.C_WrapKey(session, wrapMechanism(this.wrapFormat), this.rootKey, key, Buffer.alloc(KEY_BYTES[algorithm] + 16)),
+        );
+      } finally {
+        ignoreErrors(() => this.p11.C_DestroyObject(session, key));
+      }
+    });
+    return { kind: 'wrapped', wrapped: encodeWrapped(this.wrapFormat, wrapped) };
+  }
+
+  private createHsmVersion(versionId: string): MaterialRef {
+    const label = HSM_VERSION_LABEL_PREFIX + versionId;
+    // Key creation is rare, so one search here is affordable; it keeps labels unique.
+    if (this.findKeysByLabel(label).length > 0) {
+      throw new KmsError('ALREADY_EXISTS', `HSM object for key version ${versionId} already exists`);
+    }
+    const handle = this.withSession('key generation', undefined, (session) =>
+      this.p11.C_GenerateKey(session, { mechanism: CKM_AES_KEY_GEN }, hsmVersionKeyTemplate(label, versionId)),
+    );
+    this.tokenObjects.set(label, handle);
+    this.destroyedLabels.delete(label);
+    return { kind: 'token', label };
+  }
+
+  /** The HSM object an operation uses: a cached token object, or a cached unwrapped copy. */
+  private operationKey(ref: MaterialRef, algorithm: Algorithm): Handle {
+    if (ref.kind === 'token') {
+      if (this.destroyedLabels.has(ref.label)) throw materialDestroyed();
+      const cached = this.tokenObjects.get(ref.label);
+      if (cached !== undefined) return cached;
+      const found = this.findKeysByLabel(ref.label);
+      const handle = found[0];
+      if (handle === undefined) throw materialDestroyed();
+      if (found.length > 1) throw new KmsError('INTERNAL', `several HSM objects are labelled ${ref.label}`);
+      this.tokenObjects.set(ref.label, handle);
+      return handle;
+    }
+    if (this.destroyedWrapped.has(ref.wrapped)) throw materialDestroyed();
+    const cached = this.unwrapped.get(ref.wrapped);
+    if (cached !== undefined) return cached;
+    const { format, wrappedKey } = decodeWrapped(ref.wrapped, algorithm);
+    if (format === WRAP_FORMAT.AES_KEY_WRAP_PAD && !this.hasWrapPad) {
+      throw new KmsError('FAILED_PRECONDITION', 'the PKCS#11 module lacks CKM_AES_KEY_WRAP_PAD, which this key version needs');
+    }
+    let handle: Handle;
+    try {
+      // Unwrapped into the login session, which lives as long as the cache entry can.
+      handle = this.p11.C_UnwrapKey(this.loginSession, wrapMechanism(format), this.rootKey, wrappedKey, UNWRAPPED_KEY_TEMPLATE);
+    } catch (err) {
+      const rv = returnCode(err);
+      if (rv !== undefined && UNAVAILABLE_CODES.has(rv.code)) throw hsmError(err, 'key unwrapping');
+      throw new KmsError('INTERNAL', "key version material cannot be unwrapped by this token's root key");
+    }
+    this.unwrapped.set(ref.wrapped, handle);
+    return handle;
+  }
+
+  /**
+   * Runs `fn` in an operation session from a small pool. A session that saw an error is closed
+   * rather than reused: a failed call can leave an operation active in it (CKR_OPERATION_ACTIVE).
+   */
+  private withSession<T>(doing: string, ref: MaterialRef | undefined, fn: (session: Handle) => T): T {
+    let session: Handle;
+    try {
+      session = this.idleSessions.pop() ?? this.p11.C_OpenSession(this.slot, CKF_SERIAL_SESSION | CKF_RW_SESSION);
+    } catch (err) {
+      throw hsmError(err, doing);
+    }
+    let reusable = false;
+    try {
+      const result = fn(session);
+      reusable = true;
+      return result;
+    } catch (err) {
+      if (err instanceof KmsError) throw err;
+      if (ref !== undefined && HANDLE_INVALID_CODES.has(returnCode(err)?.code ?? -1)) {
+        // A cached handle went stale (object destroyed behind our back): forget it.
+        if (ref.kind === 'token') this.tokenObjects.delete(ref.label);
+        else this.unwrapped.delete(ref.wrapped);
+        throw materialDestroyed();
+      }
+      throw hsmError(err, doing);
+    } finally {
+      if (reusable && this.idleSessions.length < MAX_IDLE_SESSIONS) this.idleSessions.push(session);
+      else ignoreErrors(() => this.p11.C_CloseSession(session));
+    }
+  }
+
+  private findKeysByLabel(label: string): Handle[] {
+    return this.withSession('object search', undefined, (session) =>
+      findObjects(this.p11, session, [
+        { type: CKA_CLASS, value: CKO_SECRET_KEY },
+        { type: CKA_LABEL, value: label },
+      ]),
+    );
+  }
+}
+
+function findObjects(p11: PKCS11, session: Handle, template: Template): Handle[] {
+  p11.C_FindObjectsInit(session, template);
+  try {
+    // Two are enough to tell "unique" from "ambiguous".
+    return p11.C_FindObjects(session, 2);
+  } finally {
+    p11.C_FindObjectsFinal(session);
+  }
+}
+
+function tokenSlots(p11: PKCS11): { slot: Handle; label: string; flags: number }[] {
+  return p11.C_GetSlotList(true).map((slot) => {
+    const info = p11.C_GetTokenInfo(slot);
+    return { slot, label: trimLabel(info.label), flags: info.flags };
+  });
+}
+
+function findTokenSlot(module: LoadedModule, label: string): { slot: Handle; flags: number } | undefined {
+  const matches = tokenSlots(module.p11).filter((t) => (t.flags & CKF_TOKEN_INITIALIZED) !== 0 && t.label === label);
+  if (matches.length > 1) {
+    throw new KmsError('FAILED_PRECONDITION', `several PKCS#11 tokens are labelled '${label}' in ${module.path}`);
+  }
+  return matches[0];
+}
+
+/** Initializes a free slot as token `label`, SoftHSM2 style. */
+function initializeToken(module: LoadedModule, label: string, soPin: string, logger?: KeystoreLogger): { slot: Handle; flags: number } {
+  const p11 = module.p11;
+  const free = tokenSlots(p11).find((t) => (t.flags & CKF_TOKEN_INITIALIZED) === 0);
+  if (free === undefined) {
+    throw new KmsError('FAILED_PRECONDITION', `no PKCS#11 token labelled '${label}' and no free slot to create it in ${module.path}`);
+  }
+  try {
+    // C_InitToken wants the label blank padded to 32 bytes; pkcs11js would pad with NULs.
+    p11.C_InitToken(free.slot, soPin, label + ' '.repeat(TOKEN_LABEL_BYTES - Buffer.byteLength(label, 'utf8')));
+  } catch (err) {
+    throw hsmError(err, `initialization of token '${label}'`);
+  }
+  // SoftHSM2 renumbers slots after C_InitToken (the new token moves, a new free slot appears):
+  // the slot handle we initialized is not reliably the token's slot any more.
+  const token = findTokenSlot(module, label);
+  if (token === undefined) throw new KmsError('INTERNAL', `token '${label}' not found after initialization`);
+  logger?.info(`initialized PKCS#11 token '${label}' in ${module.path}`);
+  return token;
+}
+
+function initializeUserPin(module: LoadedModule, slot: Handle, label: string, soPin: string, pin: string): void {
+  const p11 = module.p11;
+  const session = p11.C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION);
+  try {
+    p11.C_Login(session, CKU_SO, soPin);
+    try {
+      p11.C_InitPIN(session, pin);
+    } finally {
+      ignoreErrors(() => p11.C_Logout(session));
+    }
+  } catch (err) {
+    if (returnCode(err)?.code === pkcs11js.CKR_PIN_INCORRECT) {
+      throw new KmsError('FAILED_PRECONDITION', `PKCS#11 SO login failed for token '${label}': wrong SO PIN`);
+    }
+    throw hsmError(err, `user PIN initialization of token '${label}'`);
+  } finally {
+    ignoreErrors(() => p11.C_CloseSession(session));
+  }
+}
+
+function login(p11: PKCS11, session: Handle, label: string, pin: string): void {
+  try {
+    p11.C_Login(session, CKU_USER, pin);
+  } catch (err) {
+    const code = returnCode(err)?.code;
+    // Login state is per process and token: another module instance in this process (see
+    // acquireModule) may have logged in already. Its PIN was right; ours is compared by digest
+    // whenever we share a TokenSession.
+    if (code === pkcs11js.CKR_USER_ALREADY_LOGGED_IN) return;
+    if (code === pkcs11js.CKR_PIN_INCORRECT) {
+      throw new KmsError('FAILED_PRECONDITION', `PKCS#11 login failed for token '${label}': wrong PIN`);
+    }
+    if (code === pkcs11js.CKR_PIN_LOCKED) {
+      throw new KmsError('FAILED_PRECONDITION', `PKCS#11 login failed for token '${label}': the PIN is locked`);
+    }
+    throw hsmError(err, `login to token '${label}'`);
+  }
+}
+
+/** Finds the root wrapping key by label, or creates it; refuses a look-alike with weaker attributes. */
+function rootWrappingKey(p11: PKCS11, session: Handle, tokenLabel: string, label: string, logger?: KeystoreLogger): Handle {
+  const found = findObjects(p11, session, [
+    { type: CKA_CLASS, value: CKO_SECRET_KEY },
+    { type: CKA_LABEL, value: label },
+  ]);
+  if (found.length > 1) {
+    throw new KmsError('FAILED_PRECONDITION', `several objects are labelled '${label}' in token '${tokenLabel}'`);
+  }
+  const existing = found[0];
+  if (existing === undefined) {
+    const created = p11.C_GenerateKey(session, { mechanism: CKM_AES_KEY_GEN }, rootKeyTemplate(label));
+    logger?.info(`created root wrapping key '${label}' in token '${tokenLabel}'`);
+    return created;
+  }
+  const attrs = p11.C_GetAttributeValue(session, existing, [
+    { type: CKA_KEY_TYPE },
+    { type: CKA_VALUE_LEN },
+    { type: CKA_SENSITIVE },
+    { type: CKA_EXTRACTABLE },
+    { type: CKA_WRAP },
+    { type: CKA_UNWRAP },
+  ]);
+  const [keyType, valueLen, sensitive, extractable, wrap, unwrap] = attrs.map((a) => a.value);
+  const ok =
+    readUlong(keyType) === CKK_AES &&
+    readUlong(valueLen) === 32 &&
+    readBool(sensitive) &&
+    !readBool(extractable) &&
+    readBool(wrap) &&
+    readBool(unwrap);
+  if (!ok) {
+    throw new KmsError(
+      'FAILED_PRECONDITION',
+      `object '${label}' in token '${tokenLabel}' is not a sensitive, non-extractable AES-256 wrapping key; refusing to use it`,
+    );
+  }
+  return existing;
+}
+
+function attachToken(module: LoadedModule, options: Pkcs11KeystoreOptions): TokenSession {
+  const { tokenLabel: label, pin, soPin, logger } = options;
+  const p11 = module.p11;
+  let token = findTokenSlot(module, label);
+  if (token === undefined) {
+    if (soPin === undefined) {
+      const present = tokenSlots(p11)
+        .filter((t) => (t.flags & CKF_TOKEN_INITIALIZED) !== 0)
+        .map((t) => `'${t.label}'`);
+      throw new KmsError(
+        'FAILED_PRECONDITION',
+        `no PKCS#11 token labelled '${label}' in ${module.path} (tokens present: ${present.join(', ') || 'none'})`,
+      );
+    }
+    token = initializeToken(module, label, soPin, logger);
+  }
+  if ((token.flags & CKF_USER_PIN_INITIALIZED) === 0) {
+    // A start that died between C_InitToken and C_InitPIN leaves a token without user PIN.
+    if (soPin === undefined) {
+      throw new KmsError('FAILED_PRECONDITION', `PKCS#11 token '${label}' has no user PIN set`);
+    }
+    initializeUserPin(module, token.slot, label, soPin, pin);
+  }
+
+  let mechanisms: number[];
+  try {
+    mechanisms = p11.C_GetMechanismList(token.slot);
+  } catch (err) {
+    throw hsmError(err, `mechanism listing of token '${label}'`);
+  }
+  const missing = [
+    ['CKM_AES_KEY_GEN', CKM_AES_KEY_GEN],
+    ['CKM_AES_GCM', CKM_AES_GCM],
+  ].filter(([, m]) => !mechanisms.includes(m as number));
+  const hasWrapPad = mechanisms.includes(CKM_AES_KEY_WRAP_PAD);
+  if (!hasWrapPad && !mechanisms.includes(CKM_AES_KEY_WRAP)) missing.push(['CKM_AES_KEY_WRAP(_PAD)', CKM_AES_KEY_WRAP]);
+  if (missing.length > 0) {
+    throw new KmsError('FAILED_PRECONDITION', `PKCS#11 token '${label}' lacks ${missing.map(([n]) => n).join(', ')}`);
+  }
+
+  let loginSession: Handle;
+  try {
+    loginSession = p11.C_OpenSession(token.slot, CKF_SERIAL_SESSION | CKF_RW_SESSION);
+  } catch (err) {
+    throw hsmError(err, `session opening on token '${label}'`);
+  }
+  try {
+    login(p11, loginSession, label, pin);
+    let rootKey: Handle;
+    try {
+      rootKey = rootWrappingKey(p11, loginSession, label, options.rootKeyLabel ?? DEFAULT_ROOT_KEY_LABEL, logger);
+    } catch (err) {
+      throw hsmError(err, `root key lookup in token '${label}'`);
+    }
+    const wrapFormat = hasWrapPad ? WRAP_FORMAT.AES_KEY_WRAP_PAD : WRAP_FORMAT.AES_KEY_WRAP;
+    return new TokenSession(module, label, token.slot, loginSession, sha256(pin), rootKey, wrapFormat, hasWrapPad, {
+      maxEntries: options.unwrappedKeyCache?.maxEntries ?? UNWRAPPED_CACHE.maxEntries,
+      ttlMs: options.unwrappedKeyCache?.ttlMs ?? UNWRAPPED_CACHE.ttlMs,
+    });
+  } catch (err) {
+    ignoreErrors(() => p11.C_Logout(loginSession));
+    ignoreErrors(() => p11.C_CloseSession(loginSession));
+    throw err;
+  }
+}
+
+/** A `Keystore` on one PKCS#11 token. Several may share a token; each must be closed once. */
+export class Pkcs11Keystore implements Keystore {
+  readonly kind = 'pkcs11' as const;
+  private closed = false;
+
+  /** Use `openPkcs11Keystore`. */
+  constructor(private readonly token: TokenSession) {}
+
+  /** Label of the token this keystore uses. */
+  get tokenLabel(): string {
+    return this.token.label;
+  }
+
+  createVersionMaterial(versionId: string, algorithm: Algorithm): MaterialRef {
+    return this.live().createVersionMaterial(versionId, algorithm);
+  }
+
+  seal(ref: MaterialRef, algorithm: Algorithm, plaintext: Buffer, aad: Buffer): SealedBytes {
+    return this.live().seal(ref, algorithm, plaintext, aad);
+  }
+
+  open(ref: MaterialRef, algorithm: Algorithm, sealed: SealedBytes, aad: Buffer): Buffer {
+    return this.live().open(ref, algorithm, sealed, aad);
+  }
+
+  destroyVersionMaterial(ref: MaterialRef): void {
+    this.live().destroyVersionMaterial(ref);
+  }
+
+  randomBytes(length: number): Buffer {
+    return this.live().randomBytes(length);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.token.release();
+  }
+
+  private live(): TokenSession {
+    if (this.closed) throw new KmsError('UNAVAILABLE', 'keystore is closed');
+    return this.token;
+  }
+}
+
+/**
+ * Opens the keystore on token `tokenLabel` of `modulePath`: loads and initializes the module
+ * (once per process), finds the token by label (initializing it when `soPin` is given and it does
+ * not exist), logs in (once per token per process) and finds or creates the root wrapping key.
+ *
+ * Fails with FAILED_PRECONDITION and a message naming the fix when the module is missing, the
+ * token is absent, the PIN is wrong or the module lacks AES-GCM / AES key wrap.
+ */
+export function openPkcs11Keystore(options: Pkcs11KeystoreOptions): Pkcs11Keystore {
+  checkTokenLabel(options.tokenLabel);
+  const module = acquireModule(options.modulePath);
+  try {
+    const shared = module.tokens.get(options.tokenLabel);
+    if (shared !== undefined) {
+      // Already logged in: C_Login would not check this PIN again, so compare it ourselves.
+      if (!shared.pinMatches(options.pin)) {
+        throw new KmsError('FAILED_PRECONDITION', `PKCS#11 login failed for token '${options.tokenLabel}': wrong PIN`);
+      }
+      shared.refs += 1;
+      releaseModule(module); // the TokenSession already holds a module reference
+      return new Pkcs11Keystore(shared);
+    }
+    const token = attachToken(module, options);
+    module.tokens.set(options.tokenLabel, token);
+    return new Pkcs11Keystore(token);
+  } catch (err) {
+    releaseModule(module);
+    throw err;
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * Zero-step SoftHSM2 for `kmsd`: on first start with defaults, the daemon gets its own SoftHSM2
+ * configuration and token directory under the data dir, generated PINs in a 0600 file, and a
+ * token that `openPkcs11Keystore` initializes by label. Later starts reuse all of it.
+ *
+ *   <dataDir>/softhsm2.conf    tokendir = <dataDir>/tokens
+ *   <dataDir>/tokens/          SoftHSM2's token files
+ *   <dataDir>/hsm-pins.json    {"tokenLabel", "userPin", "soPin"}, mode 0600
+ *
+ * SoftHSM2 reads SOFTHSM2_CONF once, at C_Initialize, for the whole process. An already-set
+ * SOFTHSM2_CONF wins (an operator's choice, or the shared configuration the jest globalSetup
+ * creates for all test workers); the token label is generated per data dir, so several data dirs
+ * can share one token directory without colliding.
+ */
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { KmsError } from '../domain/errors.js';
+import type { KeystoreLogger } from './material.js';
+import { openPkcs11Keystore, type Pkcs11Keystore } from './pkcs11.js';
+
+/** Where Debian/Ubuntu (package softhsm2) and source builds put the module, in search order. */
+export const SOFTHSM_MODULE_CANDIDATES = [
+  '/usr/lib/softhsm/libsofthsm2.so',
+  '/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so',
+  '/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so',
+  '/usr/local/lib/softhsm/libsofthsm2.so',
+  '/opt/homebrew/lib/softhsm/libsofthsm2.so',
+];
+
+/** File names inside the data dir. */
+export const SOFTHSM_FILES = {
+  conf: 'softhsm2.conf',
+  tokens: 'tokens',
+  pins: 'hsm-pins.json',
+} as const;
+
+/** What `provisionSoftHsm` settled on; everything `openPkcs11Keystore` needs. */
+export interface SoftHsmProvisioning {
+  modulePath: string;
+  tokenLabel: string;
+  pin: string;
+  soPin: string;
+  /** The SoftHSM2 configuration this process uses (ours, or the one SOFTHSM2_CONF named before). */
+  confPath: string;
+  pinsPath: string;
+}
+
+/** Options of `provisionSoftHsm`; all optional. */
+export interface SoftHsmProvisionOptions {
+  /** Module path; default: the first of SOFTHSM_MODULE_CANDIDATES that exists. */
+  modulePath?: string;
+  /** Token label; default: the one generated into the PIN file on first start. */
+  tokenLabel?: string;
+  /** PINs from the environment or config; when both are given no PIN file is read or written. */
+  pin?: string;
+  soPin?: string;
+  logger?: KeystoreLogger;
+}
+
+interface PinFile {
+  tokenLabel: string;
+  userPin: string;
+  soPin: string;
+}
+
+/** The first SoftHSM2 module that exists, or the Debian path (so the error message names it). */
+export function findSoftHsmModule(): string {
+  return SOFTHSM_MODULE_CANDIDATES.find((p) => existsSync(p)) ?? (SOFTHSM_MODULE_CANDIDATES[0] as string);
+}
+
+function newSecret(): string {
+  // 24 random bytes → 32 base64url characters; SoftHSM2 accepts PINs of 4-255 bytes.
+  return randomBytes(24).toString('base64url');
+}
+
+/** Writes a file that must never be half-written or readable by others: temp, fsync, rename. */
+function writeSecretFile(file: string, content: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, content, { mode: 0o600, flag: 'wx' });
+  const fd = openSync(tmp, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, file);
+  const dirFd = openSync(path.dirname(file), 'r');
+  try {
+    fsyncSync(dirFd);
+  } finally {
+    closeSync(dirFd);
+  }
+}
+
+function readPinFile(file: string, logger?: KeystoreLogger): PinFile {
+  const mode = statSync(file).mode & 0o777;
+  if ((mode & 0o077) !== 0) {
+    logger?.warn(`${file} is readable by others (mode ${mode.toString(8)}); it holds the HSM PINs: chmod 600 it`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    throw new KmsError('FAILED_PRECONDITION', `${file} is not valid JSON; restore it from backup (it holds the HSM PINs)`);
+  }
+  const p = parsed as Partial<PinFile> | null;
+  if (typeof p?.tokenLabel !== 'string' || typeof p.userPin !== 'string' || typeof p.soPin !== 'string') {
+    throw new KmsError('FAILED_PRECONDITION', `${file} lacks tokenLabel, userPin or soPin; restore it from backup`);
+  }
+  return { tokenLabel: p.tokenLabel, userPin: p.userPin, soPin: p.soPin };
+}
+
+/**
+ * Prepares SoftHSM2 for the data dir: configuration, token directory, PIN file (created once,
+ * before any token exists, so a token is never initialized with PINs that were not saved) and
+ * SOFTHSM2_CONF if unset. Idempotent; never overwrites an existing file.
+ */
+export function provisionSoftHsm(dataDir: string, options: SoftHsmProvisionOptions = {}): SoftHsmProvisioning {
+  const dir = path.resolve(dataDir);
+  const tokensDir = path.join(dir, SOFTHSM_FILES.tokens);
+  const ourConf = path.join(dir, SOFTHSM_FILES.conf);
+  const pinsPath = path.join(dir, SOFTHSM_FILES.pins);
+  mkdirSync(tokensDir, { recursive: true, mode: 0o700 });
+  if (!existsSync(ourConf)) {
+    writeFileSync(
+      ourConf,
+      [
+        '# Written by kmsd on first start. SoftHSM2 reads it via SOFTHSM2_CONF.',
+        `directories.tokendir = ${tokensDir}`,
+        'objectstore.backend = file',
+        'log.level = ERROR',
+        'slots.removable = false',
+        '',
+      ].join('\n'),
+      { mode: 0o600, flag: 'wx' },
+    );
+  }
+
+  let pins: PinFile;
+  if (options.pin !== undefined && options.soPin !== undefined) {
+    pins = { tokenLabel: options.tokenLabel ?? 'kmsd', userPin: options.pin, soPin: options.soPin };
+  } else {
+    if (!existsSync(pinsPath)) {
+      // Random label: data dirs sharing one SoftHSM2 token directory (tests) get distinct tokens.
+      const generated: PinFile = { tokenLabel: `kmsd-${randomBytes(4).toString('hex')}`, userPin: newSecret(), soPin: newSecret() };
+      writeSecretFile(pinsPath, `${JSON.stringify(generated, null, 2)}\n`);
+      options.logger?.info(`generated HSM PINs in ${pinsPath} (mode 0600); back it up together with ${tokensDir}`);
+    }
+    pins = readPinFile(pinsPath, options.logger);
+  }
+
+  const preset = process.env.SOFTHSM2_CONF;
+  if (preset === undefined || preset === '') {
+    // Takes effect because C_Initialize has not run yet in this process; see the file comment.
+    process.env.SOFTHSM2_CONF = ourConf;
+  } else if (path.resolve(preset) !== ourConf) {
+    options.logger?.info(`SOFTHSM2_CONF is set to ${preset}; using it instead of ${ourConf}`);
+  }
+
+  return {
+    modulePath: options.modulePath ?? findSoftHsmModule(),
+    tokenLabel: options.tokenLabel ?? pins.tokenLabel,
+    pin: options.pin ?? pins.userPin,
+    soPin: options.soPin ?? pins.soPin,
+    confPath: process.env.SOFTHSM2_CONF ?? ourConf,
+    pinsPath,
+  };
+}
+
+/**
+ * The default keystore of `kmsd`: provisions SoftHSM2 under `dataDir` and opens the token,
+ * initializing it and its root wrapping key on first start.
+ */
+export function openSoftHsmKeystore(dataDir: string, options: SoftHsmProvisionOptions = {}): Pkcs11Keystore {
+  const hsm = provisionSoftHsm(dataDir, options);
+  return openPkcs11Keystore({
+    modulePath: hsm.modulePath,
+    tokenLabel: hsm.tokenLabel,
+    pin: hsm.pin,
+    soPin: hsm.soPin,
+    ...(options.logger !== undefined ? { logger: options.logger } : {}),
+  });
+}
