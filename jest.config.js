@@ -4,6 +4,8 @@ export default {
   roots: ['<rootDir>/dist/test'],
   testMatch: ['**/*.test.js'],
   transform: {},
+  // One SoftHSM2 token directory for the run; SOFTHSM2_CONF must exist before workers start.
+  globalSetup: '<rootDir>/jest.global-setup.js',
   testTimeout: 60000,
   maxWorkers: 2,
 };

@@ -11,7 +11,8 @@ export interface KmsdConfig {
   unsafeTestClock: boolean;
   keystore: 'pkcs11' | 'software';
   pkcs11Module?: string;
-  pkcs11TokenLabel: string;
+  /** Absent: the SoftHSM2 token generated for this data dir (label kept in hsm-pins.json). */
+  pkcs11TokenLabel?: string;
   pkcs11Pin?: string;
   bootstrapToken?: string;
   logLevel: string;
@@ -24,7 +25,6 @@ export const DEFAULTS = {
   listen: '127.0.0.1:8443',
   dataDir: './kms-data',
   keystore: 'pkcs11',
-  pkcs11TokenLabel: 'kmsd',
   logLevel: 'info',
   restoreWindow: '72h',
 } as const;
@@ -37,7 +37,7 @@ Options (flag / environment variable / default):
   --data-dir DIR              KMS_DATA_DIR             ${DEFAULTS.dataDir}
   --keystore pkcs11|software  KMS_KEYSTORE             ${DEFAULTS.keystore} ("software" is for machines without any PKCS#11 module)
   --pkcs11-module PATH        KMS_PKCS11_MODULE        SoftHSM2 (/usr/lib/softhsm/libsofthsm2.so), token created under the data dir
-  --pkcs11-token-label LABEL  KMS_PKCS11_TOKEN_LABEL   ${DEFAULTS.pkcs11TokenLabel}
+  --pkcs11-token-label LABEL  KMS_PKCS11_TOKEN_LABEL   the token kmsd created for the data dir (SoftHSM2); required with another module
   --pkcs11-pin PIN            KMS_PKCS11_PIN           generated on first start into <data-dir>/hsm-pins.json (0600)
   --restore-window DURATION   KMS_RESTORE_WINDOW       ${DEFAULTS.restoreWindow} (how long a deleted key can be restored)
   --log-level LEVEL           KMS_LOG_LEVEL            ${DEFAULTS.logLevel}
@@ -88,13 +88,14 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): KmsdConfig 
     dataDir: values['data-dir'] ?? env.KMS_DATA_DIR ?? DEFAULTS.dataDir,
     unsafeTestClock: values['unsafe-test-clock'] === true,
     keystore,
-    pkcs11TokenLabel: values['pkcs11-token-label'] ?? env.KMS_PKCS11_TOKEN_LABEL ?? DEFAULTS.pkcs11TokenLabel,
     logLevel: values['log-level'] ?? env.KMS_LOG_LEVEL ?? DEFAULTS.logLevel,
     restoreWindowSeconds: parseGoDuration('--restore-window', values['restore-window'] ?? env.KMS_RESTORE_WINDOW ?? DEFAULTS.restoreWindow),
     schedulerIntervalMs: 1000,
   };
   const module = values['pkcs11-module'] ?? env.KMS_PKCS11_MODULE;
   if (module !== undefined) config.pkcs11Module = module;
+  const label = values['pkcs11-token-label'] ?? env.KMS_PKCS11_TOKEN_LABEL;
+  if (label !== undefined) config.pkcs11TokenLabel = label;
   const pin = values['pkcs11-pin'] ?? env.KMS_PKCS11_PIN;
   if (pin !== undefined) config.pkcs11Pin = pin;
   if (env.KMS_BOOTSTRAP_TOKEN !== undefined && env.KMS_BOOTSTRAP_TOKEN !== '') config.bootstrapToken = env.KMS_BOOTSTRAP_TOKEN;

@@ -10,10 +10,15 @@ import { buildApp, type AppLogger } from './app.js';
 import type { KmsdConfig } from './config.js';
 import { adminOnlyPolicy } from './domain/access.js';
 import { AdjustableClock, systemClock } from './domain/clock.js';
+import { CryptoService } from './domain/crypto.js';
 import { randomIds } from './domain/ids.js';
 import { KeyService } from './domain/keys.js';
 import type { Keystore } from './domain/ports.js';
 import { ensureBootstrapToken, tokenAuthenticator } from './domain/tokens.js';
+import { cryptoRoutes } from './http/crypto.js';
+import { openPkcs11Keystore } from './keystore/pkcs11.js';
+import { findSoftHsmModule, openSoftHsmKeystore } from './keystore/softhsm.js';
+import { openSoftwareKeystore } from './keystore/software.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { lockDataDir } from './store/lock.js';
 import { openLowdbStore } from './store/lowdb-store.js';
@@ -32,8 +37,30 @@ export interface RunningKmsd {
 
 export interface StartOptions {
   logger: AppLogger;
-  /** Opens the keystore; null runs without key material (control plane only). */
-  openKeystore?: (config: KmsdConfig) => Keystore | null;
+}
+
+/**
+ * The configured keystore. Default: SoftHSM2 with a token kmsd creates under the data dir.
+ * With `--pkcs11-module` and `--pkcs11-pin` any other PKCS#11 module (an existing token, found by
+ * `--pkcs11-token-label`). `--keystore software` only where no PKCS#11 module exists.
+ */
+export function openConfiguredKeystore(config: KmsdConfig, dataDir: string, logger: AppLogger): Keystore {
+  const log = { info: (message: string) => logger.info({}, message), warn: (message: string) => logger.warn({}, message) };
+  if (config.keystore === 'software') return openSoftwareKeystore({ dataDir, logger: log });
+  const module = config.pkcs11Module ?? findSoftHsmModule();
+  const isSoftHsm = /softhsm/i.test(module);
+  if (!isSoftHsm) {
+    if (config.pkcs11Pin === undefined || config.pkcs11TokenLabel === undefined) {
+      throw new Error(`--pkcs11-module ${module} needs --pkcs11-token-label and --pkcs11-pin (or KMS_PKCS11_TOKEN_LABEL, KMS_PKCS11_PIN)`);
+    }
+    return openPkcs11Keystore({ modulePath: module, tokenLabel: config.pkcs11TokenLabel, pin: config.pkcs11Pin, logger: log });
+  }
+  return openSoftHsmKeystore(dataDir, {
+    modulePath: module,
+    logger: log,
+    ...(config.pkcs11TokenLabel !== undefined ? { tokenLabel: config.pkcs11TokenLabel } : {}),
+    ...(config.pkcs11Pin !== undefined ? { pin: config.pkcs11Pin } : {}),
+  });
 }
 
 export async function startKmsd(config: KmsdConfig, options: StartOptions): Promise<RunningKmsd> {
@@ -48,8 +75,8 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
   try {
     const store = await openLowdbStore(dataDir);
     cleanups.push(() => store.close());
-    const keystore = options.openKeystore?.(config) ?? null;
-    if (keystore !== null) cleanups.push(() => keystore.close());
+    const keystore = openConfiguredKeystore(config, dataDir, logger);
+    cleanups.push(() => keystore.close());
     const testClock = config.unsafeTestClock ? new AdjustableClock() : undefined;
     const clock = testClock ?? systemClock;
     const keys = new KeyService({ store, clock, ids: randomIds(), keystore, restoreWindowSeconds: config.restoreWindowSeconds });
@@ -68,7 +95,8 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
       policy: adminOnlyPolicy,
       logger,
       version: VERSION,
-      keystoreKind: keystore?.kind ?? 'none',
+      keystoreKind: keystore.kind,
+      extraRoutes: cryptoRoutes(new CryptoService(store, keystore), adminOnlyPolicy),
       ...(testClock !== undefined ? { testClock } : {}),
     });
     if (testClock !== undefined) logger.warn({}, 'UNSAFE: --unsafe-test-clock is on; POST /test/v1/clock:advance moves time');
