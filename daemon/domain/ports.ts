@@ -81,3 +81,55 @@ export interface Caller {
 export interface IdGenerator {
   next(): string;
 }
+
+/**
+ * One audit event: exactly one per API call, allowed or denied. Never carries plaintext, key
+ * material, ciphertext or tokens — only who did what to which key and how it ended.
+ */
+export interface AuditEvent {
+  /** RFC 3339, from the Clock. */
+  time: string;
+  requestId: string;
+  /** `userAccount:<id>`, `serviceAccount:<id>`, `anonymous` (no or bad token) or `system:scheduler`. */
+  subject: string;
+  /** The API method, e.g. `SymmetricKey.Rotate`, `SymmetricCrypto.Decrypt`. */
+  operation: string;
+  folderId?: string;
+  keyId?: string;
+  versionId?: string;
+  /** `OK`, or the error code name (`PERMISSION_DENIED`, `NOT_FOUND`, …). */
+  result: string;
+  remoteAddress?: string;
+}
+
+/** A stored event with its place in the hash chain. */
+export interface ChainedAuditEvent extends AuditEvent {
+  seq: number;
+  /** hex SHA-256 of the previous line ("0"×64 for the first). */
+  prev: string;
+  /** hex SHA-256 over this event's canonical JSON without `hash`, including `prev`. */
+  hash: string;
+}
+
+export interface AuditQuery {
+  keyId?: string;
+  subject?: string;
+  operation?: string;
+  /** Inclusive RFC 3339 bounds. */
+  from?: string;
+  to?: string;
+  pageSize?: number;
+  pageToken?: string;
+}
+
+/**
+ * The append-only audit trail (daemon/audit). `append` is synchronous in memory and made durable
+ * in batches; `flush` resolves once everything appended so far is fsynced. The daemon answers a
+ * request only after its event is durable, so an acknowledged call is always audited.
+ */
+export interface AuditLog {
+  append(event: AuditEvent): void;
+  flush(): Promise<void>;
+  query(query: AuditQuery): { events: ChainedAuditEvent[]; nextPageToken?: string };
+  close(): Promise<void>;
+}
