@@ -380,6 +380,7 @@ class TokenSession {
   constructor(
     readonly module: LoadedModule,
     readonly label: string,
+    readonly rootKeyLabel: string,
     private readonly slot: Handle,
     private readonly loginSession: Handle,
     private readonly pinDigest: Buffer,
@@ -415,6 +416,8 @@ class TokenSession {
   seal(ref: MaterialRef, algorithm: Algorithm, plaintext: Buffer, aad: Buffer): SealedBytes {
     checkRefMatchesAlgorithm(ref, algorithm);
     const key = this.operationKey(ref, algorithm);
+    // The nonce is public and only has to be unique: OpenSSL's CSPRNG gives that without an extra
+    // HSM round trip per operation (C_GenerateRandom is kept for secrets: data keys).
     const nonce = cryptoRandomBytes(NONCE_BYTES);
     const ciphertext = this.withSession('encryption', ref, (session) => {
       this.p11.C_EncryptInit(session, gcmMechanism(nonce, aad), key);
@@ -426,7 +429,8 @@ class TokenSession {
     if (ciphertext.length !== plaintext.length + TAG_BYTES) {
       throw new KmsError('INTERNAL', 'HSM returned a GCM ciphertext of unexpected length');
     }
-    return { nonce, ciphertext: Buffer.from(ciphertext) };
+    // pkcs11js returns a view of the output buffer allocated above, which nobody else holds.
+    return { nonce, ciphertext };
   }
 
   open(ref: MaterialRef, algorithm: Algorithm, sealed: SealedBytes, aad: Buffer): Buffer {
@@ -436,7 +440,7 @@ class TokenSession {
     return this.withSession('decryption', ref, (session) => {
       this.p11.C_DecryptInit(session, gcmMechanism(sealed.nonce, aad), key);
       try {
-        return Buffer.from(this.p11.C_Decrypt(session, sealed.ciphertext, Buffer.alloc(sealed.ciphertext.length)));
+        return this.p11.C_Decrypt(session, sealed.ciphertext, Buffer.alloc(sealed.ciphertext.length));
       } catch (err) {
         const rv = returnCode(err);
         // SoftHSM2 reports a GCM tag mismatch as CKR_GENERAL_ERROR, others as
@@ -475,7 +479,7 @@ class TokenSession {
   randomBytes(length: number): Buffer {
     checkRandomLength(length);
     if (length === 0) return Buffer.alloc(0);
-    return Buffer.from(this.withSession('random generation', undefined, (s) => this.p11.C_GenerateRandom(s, Buffer.alloc(length))));
+    return this.withSession('random generation', undefined, (s) => this.p11.C_GenerateRandom(s, Buffer.alloc(length)));
   }
 
   /** Drops one reference; the last one logs out and releases the module. */
@@ -532,9 +536,10 @@ class TokenSession {
       return handle;
     }
     if (this.destroyedWrapped.has(ref.wrapped)) throw materialDestroyed();
+    // Decoded (a microsecond) even on a cache hit: it checks that the blob fits `algorithm`.
+    const { format, wrappedKey } = decodeWrapped(ref.wrapped, algorithm);
     const cached = this.unwrapped.get(ref.wrapped);
     if (cached !== undefined) return cached;
-    const { format, wrappedKey } = decodeWrapped(ref.wrapped, algorithm);
     if (format === WRAP_FORMAT.AES_KEY_WRAP_PAD && !this.hasWrapPad) {
       throw new KmsError('FAILED_PRECONDITION', 'the PKCS#11 module lacks CKM_AES_KEY_WRAP_PAD, which this key version needs');
     }
@@ -719,6 +724,7 @@ function rootWrappingKey(p11: PKCS11, session: Handle, tokenLabel: string, label
 
 function attachToken(module: LoadedModule, options: Pkcs11KeystoreOptions): TokenSession {
   const { tokenLabel: label, pin, soPin, logger } = options;
+  const rootKeyLabel = options.rootKeyLabel ?? DEFAULT_ROOT_KEY_LABEL;
   const p11 = module.p11;
   let token = findTokenSlot(module, label);
   if (token === undefined) {
@@ -767,12 +773,12 @@ function attachToken(module: LoadedModule, options: Pkcs11KeystoreOptions): Toke
     login(p11, loginSession, label, pin);
     let rootKey: Handle;
     try {
-      rootKey = rootWrappingKey(p11, loginSession, label, options.rootKeyLabel ?? DEFAULT_ROOT_KEY_LABEL, logger);
+      rootKey = rootWrappingKey(p11, loginSession, label, rootKeyLabel, logger);
     } catch (err) {
       throw hsmError(err, `root key lookup in token '${label}'`);
     }
     const wrapFormat = hasWrapPad ? WRAP_FORMAT.AES_KEY_WRAP_PAD : WRAP_FORMAT.AES_KEY_WRAP;
-    return new TokenSession(module, label, token.slot, loginSession, sha256(pin), rootKey, wrapFormat, hasWrapPad, {
+    return new TokenSession(module, label, rootKeyLabel, token.slot, loginSession, sha256(pin), rootKey, wrapFormat, hasWrapPad, {
       maxEntries: options.unwrappedKeyCache?.maxEntries ?? UNWRAPPED_CACHE.maxEntries,
       ttlMs: options.unwrappedKeyCache?.ttlMs ?? UNWRAPPED_CACHE.ttlMs,
     });
@@ -845,6 +851,14 @@ export function openPkcs11Keystore(options: Pkcs11KeystoreOptions): Pkcs11Keysto
       // Already logged in: C_Login would not check this PIN again, so compare it ourselves.
       if (!shared.pinMatches(options.pin)) {
         throw new KmsError('FAILED_PRECONDITION', `PKCS#11 login failed for token '${options.tokenLabel}': wrong PIN`);
+      }
+      // One login per token per process means one TokenSession, hence one root key.
+      const rootKeyLabel = options.rootKeyLabel ?? DEFAULT_ROOT_KEY_LABEL;
+      if (shared.rootKeyLabel !== rootKeyLabel) {
+        throw new KmsError(
+          'FAILED_PRECONDITION',
+          `token '${options.tokenLabel}' is already open in this process with root key '${shared.rootKeyLabel}', not '${rootKeyLabel}'`,
+        );
       }
       shared.refs += 1;
       releaseModule(module); // the TokenSession already holds a module reference

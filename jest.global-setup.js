@@ -1,0 +1,28 @@
+// Jest globalSetup: one SoftHSM2 configuration and token directory for the whole test run.
+//
+// SoftHSM2 reads SOFTHSM2_CONF from the real process environment, once, at C_Initialize. Inside a
+// test file `process.env` is jest's copy, and writes to it never reach the C library, so the
+// variable has to be in the environment before jest forks its workers: here. Each test file (and
+// each daemon data dir, see daemon/keystore/softhsm.ts) uses its own token label in this shared
+// directory. The directory is removed when the jest process exits.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import process from 'node:process';
+
+export default function globalSetup() {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kms-jest-softhsm-'));
+  const tokens = path.join(dir, 'tokens');
+  mkdirSync(tokens, { mode: 0o700 });
+  const conf = path.join(dir, 'softhsm2.conf');
+  writeFileSync(
+    conf,
+    `directories.tokendir = ${tokens}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n`,
+    { mode: 0o600 },
+  );
+  // Deliberately overrides a SOFTHSM2_CONF from the developer's shell: tests must not create
+  // tokens in someone's real token directory.
+  process.env.SOFTHSM2_CONF = conf;
+  process.env.KMS_TEST_SOFTHSM_DIR = dir;
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+}
