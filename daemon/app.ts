@@ -5,6 +5,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { randomUUID } from 'node:crypto';
 import type { AccessPolicy } from './domain/access.js';
+import type { AuditLog } from './domain/ports.js';
 import type { AdjustableClock } from './domain/clock.js';
 import type { KeyService } from './domain/keys.js';
 import { toHttpError, transportError } from './http/errors.js';
@@ -33,8 +34,11 @@ export interface AppDeps {
   keystoreKind: string;
   /** Present only under --unsafe-test-clock: adds POST /test/v1/clock:advance. */
   testClock?: AdjustableClock;
-  /** Extra routes (the data plane) contributed by other modules. */
+  /** Extra routes (data plane, access administration) contributed by other modules. */
   extraRoutes?: RouteDef[];
+  audit?: AuditLog;
+  folderOfKey?: (keyId: string) => string | undefined;
+  now: () => Date;
 }
 
 export function buildRoutes(deps: AppDeps): RouteDef[] {
@@ -76,10 +80,29 @@ export function buildApp(deps: AppDeps): express.Express {
     next();
   });
   app.use(express.json({ limit: BODY_LIMIT_BYTES, type: ['application/json', 'application/*+json'] }));
-  app.use(dispatcher(routes, deps.authenticate, deps.policy));
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+  app.use(
+    dispatcher(routes, {
+      authenticate: deps.authenticate,
+      policy: deps.policy,
+      now: deps.now,
+      ...(deps.audit !== undefined ? { audit: deps.audit } : {}),
+      ...(deps.folderOfKey !== undefined ? { folderOfKey: deps.folderOfKey } : {}),
+    }),
+  );
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const requestId = String(res.locals.requestId);
     const type = (err as { type?: unknown }).type;
+    if (deps.audit !== undefined && res.locals.audited !== true) {
+      // Refused before routing (unparseable or oversized body): still one event per call.
+      deps.audit.append({
+        time: deps.now().toISOString(),
+        requestId,
+        subject: 'anonymous',
+        operation: `${req.method} ${req.path}`,
+        result: 'INVALID_ARGUMENT',
+        ...(req.socket.remoteAddress !== undefined ? { remoteAddress: req.socket.remoteAddress } : {}),
+      });
+    }
     if (type === 'entity.parse.failed') {
       const t = transportError('malformed-json', BODY_LIMIT_BYTES);
       res.status(t.status).json(t.body);

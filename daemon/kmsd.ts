@@ -8,14 +8,16 @@ import { join, resolve } from 'node:path';
 import { createServer, type Server } from 'node:http';
 import { buildApp, type AppLogger } from './app.js';
 import type { KmsdConfig } from './config.js';
-import { adminOnlyPolicy } from './domain/access.js';
+import { rolePolicy } from './domain/access.js';
 import { AdjustableClock, systemClock } from './domain/clock.js';
 import { CryptoService } from './domain/crypto.js';
+import { IamService } from './domain/iam.js';
 import { randomIds } from './domain/ids.js';
 import { KeyService } from './domain/keys.js';
 import type { Keystore } from './domain/ports.js';
 import { ensureBootstrapToken, tokenAuthenticator } from './domain/tokens.js';
 import { cryptoRoutes } from './http/crypto.js';
+import { iamRoutes } from './http/iam.js';
 import { openPkcs11Keystore } from './keystore/pkcs11.js';
 import { findSoftHsmModule, openSoftHsmKeystore } from './keystore/softhsm.js';
 import { openSoftwareKeystore } from './keystore/software.js';
@@ -79,8 +81,9 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
     cleanups.push(() => keystore.close());
     const testClock = config.unsafeTestClock ? new AdjustableClock() : undefined;
     const clock = testClock ?? systemClock;
-    const keys = new KeyService({ store, clock, ids: randomIds(), keystore, restoreWindowSeconds: config.restoreWindowSeconds });
-    const generatedAdminToken = await ensureBootstrapToken(store, clock, config.bootstrapToken);
+    const ids = randomIds();
+    const keys = new KeyService({ store, clock, ids, keystore, restoreWindowSeconds: config.restoreWindowSeconds });
+    const generatedAdminToken = await ensureBootstrapToken(store, clock, ids, config.bootstrapToken);
     if (generatedAdminToken !== null) {
       const path = join(dataDir, 'admin.token');
       writeFileSync(path, `${generatedAdminToken}\n`, { mode: 0o600 });
@@ -88,15 +91,18 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
       logger.warn({ path }, 'generated the bootstrap admin token; it is in this file (mode 0600)');
     }
     const scheduler = new Scheduler(keys, logger, config.schedulerIntervalMs);
+    const policy = rolePolicy((query) => store.read(query));
     const app = buildApp({
       keys,
       scheduler,
       authenticate: tokenAuthenticator(store),
-      policy: adminOnlyPolicy,
+      policy,
+      now: () => clock.now(),
+      folderOfKey: (keyId) => store.read((state) => state.keys[keyId]?.folderId),
       logger,
       version: VERSION,
       keystoreKind: keystore.kind,
-      extraRoutes: cryptoRoutes(new CryptoService(store, keystore), adminOnlyPolicy),
+      extraRoutes: [...cryptoRoutes(new CryptoService(store, keystore), policy), ...iamRoutes(new IamService(store, clock, ids))],
       ...(testClock !== undefined ? { testClock } : {}),
     });
     if (testClock !== undefined) logger.warn({}, 'UNSAFE: --unsafe-test-clock is on; POST /test/v1/clock:advance moves time');

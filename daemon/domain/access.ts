@@ -1,9 +1,16 @@
 /**
- * Access control: who may call what. Every route declares one `Permission`; a route without one
- * is refused when the app is built (deny by default). Until roles and bindings land (issue D),
- * the only subject is the bootstrap administrator, who holds every permission.
+ * Access control: who may call what (DESIGN §7).
+ *
+ * Every route declares one `Permission`; the app refuses to build a route without one (deny by
+ * default). Roles are Yandex Cloud's KMS roles, with its strict split between key administrators
+ * and key users: `kms.admin ⊃ kms.editor ⊃ kms.viewer ⊃ kms.auditor` manage keys but cannot
+ * encrypt or decrypt; `kms.keys.encrypterDecrypter = kms.keys.encrypter + kms.keys.decrypter` can
+ * only do cryptography. A binding on a folder applies to every key in it; a binding on a key to
+ * that key. The bootstrap administrator holds every permission everywhere (it is how an
+ * installation grants the first roles) and is the only subject for daemon-wide calls.
  */
 import { KmsError } from './errors.js';
+import type { AccessBinding, KmsState } from './model.js';
 import type { Caller } from './ports.js';
 
 export const PERMISSIONS = [
@@ -23,12 +30,45 @@ export const PERMISSIONS = [
   'kms.keys.encrypt',
   'kms.keys.decrypt',
   'kms.keys.generateDataKey',
-  'kms.test.advanceClock',
-  'kms.api.describe',
-  /** Reachable without a token: only /healthz. */
+  'kms.keys.listAccessBindings',
+  'kms.keys.setAccessBindings',
+  'kms.keys.updateAccessBindings',
+  'kms.audit.read',
+  /** Daemon-wide administration (service accounts, tokens, the test clock): bootstrap admin only. */
+  'iam.admin',
+  /** Any authenticated subject. */
+  'authenticated',
+  /** No token needed: only /healthz. */
   'public',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
+
+const AUDITOR: Permission[] = ['kms.keys.list', 'kms.keys.listAccessBindings', 'kms.audit.read'];
+const VIEWER: Permission[] = [...AUDITOR, 'kms.keys.get', 'kms.keys.listVersions', 'kms.keys.listOperations', 'kms.operations.get'];
+const EDITOR: Permission[] = [...VIEWER, 'kms.keys.create', 'kms.keys.update', 'kms.keys.rotate'];
+const ADMIN: Permission[] = [
+  ...EDITOR,
+  'kms.keys.delete',
+  'kms.keys.restore',
+  'kms.keys.setPrimaryVersion',
+  'kms.keys.scheduleVersionDestruction',
+  'kms.keys.cancelVersionDestruction',
+  'kms.keys.setAccessBindings',
+  'kms.keys.updateAccessBindings',
+];
+const ENCRYPTER: Permission[] = ['kms.keys.encrypt', 'kms.keys.generateDataKey'];
+const DECRYPTER: Permission[] = ['kms.keys.decrypt'];
+
+/** Role → the permissions it grants. */
+export const ROLES: Readonly<Record<string, ReadonlySet<Permission>>> = {
+  'kms.auditor': new Set(AUDITOR),
+  'kms.viewer': new Set(VIEWER),
+  'kms.editor': new Set(EDITOR),
+  'kms.admin': new Set(ADMIN),
+  'kms.keys.encrypter': new Set(ENCRYPTER),
+  'kms.keys.decrypter': new Set(DECRYPTER),
+  'kms.keys.encrypterDecrypter': new Set([...ENCRYPTER, ...DECRYPTER]),
+};
 
 /** The subject of the bootstrap admin token. */
 export const BOOTSTRAP_ADMIN = 'userAccount:admin';
@@ -44,11 +84,39 @@ export interface AccessPolicy {
   authorize(caller: Caller, permission: Permission, target: AccessTarget): void;
 }
 
-/** The policy until issue D: the bootstrap admin may do everything, nobody else anything. */
-export const adminOnlyPolicy: AccessPolicy = {
-  authorize(caller, permission, target) {
-    if (permission === 'public' || caller.subject === BOOTSTRAP_ADMIN) return;
-    const on = target.keyId !== undefined ? ` on key ${target.keyId}` : target.folderId !== undefined ? ` on folder ${target.folderId}` : '';
-    throw new KmsError('PERMISSION_DENIED', `${caller.subject} lacks permission ${permission}${on}`);
-  },
-};
+export function folderResource(folderId: string): string {
+  return `folder:${folderId}`;
+}
+
+export function keyResource(keyId: string): string {
+  return `key:${keyId}`;
+}
+
+export function subjectOf(binding: AccessBinding): string {
+  return `${binding.subject.type}:${binding.subject.id}`;
+}
+
+/** Role-based policy over the bindings in the state (read through `read`). */
+export function rolePolicy(read: <T>(query: (state: Readonly<KmsState>) => T) => T): AccessPolicy {
+  return {
+    authorize(caller, permission, target) {
+      if (permission === 'public' || caller.subject === BOOTSTRAP_ADMIN) return;
+      if (permission === 'authenticated') return;
+      const allowed = read((state) => {
+        const resources: string[] = [];
+        // A deleted or unknown key falls back to its key bindings only: no folder, no leak.
+        const folderId = target.keyId !== undefined ? state.keys[target.keyId]?.folderId : target.folderId;
+        if (folderId !== undefined) resources.push(folderResource(folderId));
+        if (target.keyId !== undefined) resources.push(keyResource(target.keyId));
+        return resources.some((resource) =>
+          (state.accessBindings[resource] ?? []).some(
+            (binding) => subjectOf(binding) === caller.subject && (ROLES[binding.roleId]?.has(permission) ?? false),
+          ),
+        );
+      });
+      if (allowed) return;
+      const on = target.keyId !== undefined ? ` on key ${target.keyId}` : target.folderId !== undefined ? ` on folder ${target.folderId}` : '';
+      throw new KmsError('PERMISSION_DENIED', `${caller.subject} lacks permission ${permission}${on}`);
+    },
+  };
+}

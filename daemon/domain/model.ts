@@ -68,9 +68,28 @@ export interface OperationRecord {
 
 /** An API token, stored only as the SHA-256 of its value (the value is shown once). */
 export interface TokenRecord {
+  /** Public id, to list and revoke the token without knowing its value. */
+  id: string;
   subject: string;
   createdAt: string;
   description: string;
+}
+
+export interface ServiceAccountRecord {
+  id: string;
+  name: string;
+  description: string;
+  createdAt: string;
+}
+
+/** Subject types a binding can name (Yandex `Subject.type`). */
+export const SUBJECT_TYPES = ['userAccount', 'serviceAccount'] as const;
+export type SubjectType = (typeof SUBJECT_TYPES)[number];
+
+/** Yandex `AccessBinding`: a role granted to a subject on the resource it is stored under. */
+export interface AccessBinding {
+  roleId: string;
+  subject: { id: string; type: SubjectType };
 }
 
 /** The whole persisted state. `schemaVersion` guards against reading a file we do not understand. */
@@ -81,10 +100,13 @@ export interface KmsState {
   operations: Record<string, OperationRecord>;
   /** Keyed by the hex SHA-256 of the token. */
   tokens: Record<string, TokenRecord>;
+  serviceAccounts: Record<string, ServiceAccountRecord>;
+  /** Keyed by resource: `folder:<folderId>` or `key:<keyId>`. */
+  accessBindings: Record<string, AccessBinding[]>;
 }
 
 export const CURRENT_SCHEMA_VERSION = 1;
 
 export function emptyState(): KmsState {
-  return { schemaVersion: 1, keys: {}, versions: {}, operations: {}, tokens: {} };
+  return { schemaVersion: 1, keys: {}, versions: {}, operations: {}, tokens: {}, serviceAccounts: {}, accessBindings: {} };
 }

@@ -112,6 +112,7 @@ export interface ChainedAuditEvent extends AuditEvent {
 }
 
 export interface AuditQuery {
+  folderId?: string;
   keyId?: string;
   subject?: string;
   operation?: string;

@@ -4,7 +4,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { BOOTSTRAP_ADMIN } from './access.js';
-import type { Caller, Clock, Store } from './ports.js';
+import type { TokenRecord } from './model.js';
+import type { Caller, Clock, IdGenerator, Store } from './ports.js';
 
 export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
@@ -27,21 +28,20 @@ export function tokenAuthenticator(store: Store): (token: string) => Caller | nu
  * was generated (the caller writes it to admin.token), or null when `given` was used or an admin
  * token already exists.
  */
-export async function ensureBootstrapToken(store: Store, clock: Clock, given: string | undefined): Promise<string | null> {
-  const hasAdmin = store.read((state) => Object.values(state.tokens).some((t) => t.subject === BOOTSTRAP_ADMIN && t.description === 'bootstrap'));
+export async function ensureBootstrapToken(store: Store, clock: Clock, ids: IdGenerator, given: string | undefined): Promise<string | null> {
+  const record = (description: string): TokenRecord => ({ id: ids.next(), subject: BOOTSTRAP_ADMIN, createdAt: clock.now().toISOString(), description });
   if (given !== undefined && given !== '') {
     const hash = hashToken(given);
     await store.update((state) => {
-      if (state.tokens[hash] === undefined) {
-        state.tokens[hash] = { subject: BOOTSTRAP_ADMIN, createdAt: clock.now().toISOString(), description: 'bootstrap (KMS_BOOTSTRAP_TOKEN)' };
-      }
+      state.tokens[hash] ??= record('bootstrap (KMS_BOOTSTRAP_TOKEN)');
     });
     return null;
   }
+  const hasAdmin = store.read((state) => Object.values(state.tokens).some((t) => t.subject === BOOTSTRAP_ADMIN && t.description === 'bootstrap'));
   if (hasAdmin) return null;
   const token = newToken();
   await store.update((state) => {
-    state.tokens[hashToken(token)] = { subject: BOOTSTRAP_ADMIN, createdAt: clock.now().toISOString(), description: 'bootstrap' };
+    state.tokens[hashToken(token)] = record('bootstrap');
   });
   return token;
 }

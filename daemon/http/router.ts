@@ -8,7 +8,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { PERMISSIONS, type AccessPolicy, type AccessTarget, type Permission } from '../domain/access.js';
 import { KmsError, invalidArgument } from '../domain/errors.js';
 import { ID_PATTERN } from '../domain/ids.js';
-import type { Caller } from '../domain/ports.js';
+import type { AuditEvent, AuditLog, Caller } from '../domain/ports.js';
 import { validateBody, type SchemaName } from './validation.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'DELETE';
@@ -70,10 +70,31 @@ function compile(def: RouteDef): CompiledRoute {
   return { def, regex: new RegExp(`^${source}$`), paramNames };
 }
 
+export interface DispatcherDeps {
+  authenticate: Authenticator;
+  policy: AccessPolicy;
+  /** Receives one event per call (but /healthz); the answer waits until the event is durable. */
+  audit?: AuditLog;
+  /** The folder of a key, for audit events of key-scoped calls. */
+  folderOfKey?: (keyId: string) => string | undefined;
+  now: () => Date;
+}
+
 /** Express middleware serving the route table; throws at build time on an undeclared permission. */
-export function dispatcher(routes: RouteDef[], authenticate: Authenticator, policy: AccessPolicy) {
+export function dispatcher(routes: RouteDef[], deps: DispatcherDeps) {
+  const { authenticate, policy, audit } = deps;
   const compiled = routes.map(compile);
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    const event: AuditEvent = {
+      time: '',
+      requestId: String(res.locals.requestId),
+      subject: 'anonymous',
+      operation: `${req.method} ${req.path}`,
+      result: 'OK',
+    };
+    if (req.socket.remoteAddress !== undefined) event.remoteAddress = req.socket.remoteAddress;
+    let audited = true;
+    let outcome: { ok: true; result: RouteResult } | { ok: false; error: unknown };
     try {
       const path = req.path;
       const candidates = compiled
@@ -90,6 +111,8 @@ export function dispatcher(routes: RouteDef[], authenticate: Authenticator, poli
         );
       }
       const { def, paramNames } = found.route;
+      event.operation = def.operationId;
+      audited = def.permission !== 'public';
       const params: Record<string, string> = {};
       paramNames.forEach((name, i) => {
         const value = decodeURIComponent(found.match[i + 1] ?? '');
@@ -105,14 +128,44 @@ export function dispatcher(routes: RouteDef[], authenticate: Authenticator, poli
         body: readBody(req, def),
       };
       res.locals.caller = caller.subject;
-      res.locals.operationId = def.operationId;
-      policy.authorize(caller, def.permission, def.target?.(ctx) ?? {});
+      event.subject = caller.subject;
+      const target = def.target?.(ctx) ?? {};
+      describeTarget(event, target, ctx, deps);
+      policy.authorize(caller, def.permission, target);
       const result = await def.handler(ctx);
-      res.status(result.status ?? 200).json(result.body);
+      const versionId = (result.body as { versionId?: unknown } | null)?.versionId;
+      if (event.versionId === undefined && typeof versionId === 'string') event.versionId = versionId;
+      outcome = { ok: true, result };
     } catch (err) {
-      next(err);
+      event.result = err instanceof KmsError ? err.code : 'INTERNAL';
+      outcome = { ok: false, error: err };
     }
+    if (audit !== undefined && audited) {
+      event.time = deps.now().toISOString();
+      res.locals.audited = true;
+      audit.append(event);
+      try {
+        await audit.flush();
+      } catch (err) {
+        // An unrecorded call must not be acknowledged.
+        next(err);
+        return;
+      }
+    }
+    if (outcome.ok) res.status(outcome.result.status ?? 200).json(outcome.result.body);
+    else next(outcome.error);
   };
+}
+
+function describeTarget(event: AuditEvent, target: AccessTarget, ctx: RequestContext, deps: DispatcherDeps): void {
+  if (target.keyId !== undefined && target.keyId !== '') {
+    event.keyId = target.keyId;
+    const folderId = deps.folderOfKey?.(target.keyId);
+    if (folderId !== undefined) event.folderId = folderId;
+  }
+  if (target.folderId !== undefined && target.folderId !== '') event.folderId = target.folderId;
+  const versionId = (ctx.body as { versionId?: unknown } | undefined)?.versionId;
+  if (typeof versionId === 'string') event.versionId = versionId;
 }
 
 function authenticateRequest(req: Request, authenticate: Authenticator): Caller {

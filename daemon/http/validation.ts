@@ -15,6 +15,10 @@ import encrypt from '../../schemas/api/encrypt.json' with { type: 'json' };
 import decrypt from '../../schemas/api/decrypt.json' with { type: 'json' };
 import reEncrypt from '../../schemas/api/re-encrypt.json' with { type: 'json' };
 import generateDataKey from '../../schemas/api/generate-data-key.json' with { type: 'json' };
+import setAccessBindings from '../../schemas/api/set-access-bindings.json' with { type: 'json' };
+import updateAccessBindings from '../../schemas/api/update-access-bindings.json' with { type: 'json' };
+import createServiceAccount from '../../schemas/api/create-service-account.json' with { type: 'json' };
+import createToken from '../../schemas/api/create-token.json' with { type: 'json' };
 
 /** Every request body schema, by the name routes use. */
 export const REQUEST_SCHEMAS = {
@@ -28,6 +32,10 @@ export const REQUEST_SCHEMAS = {
   decrypt,
   're-encrypt': reEncrypt,
   'generate-data-key': generateDataKey,
+  'set-access-bindings': setAccessBindings,
+  'update-access-bindings': updateAccessBindings,
+  'create-service-account': createServiceAccount,
+  'create-token': createToken,
 } as const;
 
 export type SchemaName = keyof typeof REQUEST_SCHEMAS;

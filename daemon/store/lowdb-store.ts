@@ -99,7 +99,7 @@ function parseState(path: string, text: string): KmsState {
         `this kmsd understands ${CURRENT_SCHEMA_VERSION}; refusing to start`,
     );
   }
-  for (const table of ['keys', 'versions', 'operations', 'tokens'] as const) {
+  for (const table of ['keys', 'versions', 'operations', 'tokens', 'serviceAccounts', 'accessBindings'] as const) {
     const value = state[table];
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       throw new CorruptDataError(`data file ${path} is missing its "${table}" table; refusing to start`);

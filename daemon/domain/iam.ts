@@ -1,0 +1,179 @@
+/**
+ * Identity and access administration: service accounts, their tokens, and access bindings on
+ * folders and keys (Yandex `listAccessBindings` / `setAccessBindings` / `updateAccessBindings`).
+ */
+import { ROLES, folderResource, keyResource, subjectOf } from './access.js';
+import { KmsError, invalidArgument, notFound } from './errors.js';
+import { liveKey } from './keys.js';
+import type { AccessBinding, KmsState, OperationRecord, ServiceAccountRecord, SubjectType } from './model.js';
+import type { Caller, Clock, IdGenerator, Store } from './ports.js';
+import { hashToken, newToken } from './tokens.js';
+import { operationView, type OperationView } from './views.js';
+
+export interface AccessBindingDelta {
+  action: 'ADD' | 'REMOVE';
+  accessBinding: AccessBinding;
+}
+
+/** A resource that carries bindings: a folder (any id; folders are implicit) or a live key. */
+export type BindingResource = { type: 'folder'; id: string } | { type: 'key'; id: string };
+
+export interface IssuedToken {
+  id: string;
+  subject: string;
+  description: string;
+  createdAt: string;
+  /** Shown once, never stored. */
+  token: string;
+}
+
+export class IamService {
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly ids: IdGenerator,
+  ) {}
+
+  async createServiceAccount(name: string, description: string): Promise<ServiceAccountRecord> {
+    return this.store.update((state) => {
+      if (Object.values(state.serviceAccounts).some((sa) => sa.name === name)) {
+        throw new KmsError('ALREADY_EXISTS', `a service account named "${name}" already exists`);
+      }
+      const account: ServiceAccountRecord = { id: this.ids.next(), name, description, createdAt: this.clock.now().toISOString() };
+      state.serviceAccounts[account.id] = account;
+      return { ...account };
+    });
+  }
+
+  listServiceAccounts(): ServiceAccountRecord[] {
+    return this.store.read((state) => Object.values(state.serviceAccounts).map((sa) => ({ ...sa })));
+  }
+
+  /** Deletes the account, revokes its tokens and removes its bindings everywhere. */
+  async deleteServiceAccount(id: string): Promise<void> {
+    await this.store.update((state) => {
+      if (state.serviceAccounts[id] === undefined) throw notFound('service account', id);
+      const subject = `serviceAccount:${id}`;
+      delete state.serviceAccounts[id];
+      for (const [hash, token] of Object.entries(state.tokens)) if (token.subject === subject) delete state.tokens[hash];
+      for (const [resource, bindings] of Object.entries(state.accessBindings)) {
+        state.accessBindings[resource] = bindings.filter((b) => subjectOf(b) !== subject);
+      }
+    });
+  }
+
+  /** Issues a token for `serviceAccount:<id>` or `userAccount:<id>`; the value is returned once. */
+  async issueToken(subject: string, description: string): Promise<IssuedToken> {
+    const token = newToken();
+    return this.store.update((state) => {
+      checkSubject(state, 'subject', subject);
+      const record = { id: this.ids.next(), subject, description, createdAt: this.clock.now().toISOString() };
+      state.tokens[hashToken(token)] = record;
+      return { ...record, token };
+    });
+  }
+
+  listTokens(): Omit<IssuedToken, 'token'>[] {
+    return this.store.read((state) => Object.values(state.tokens).map((t) => ({ id: t.id, subject: t.subject, description: t.description, createdAt: t.createdAt })));
+  }
+
+  async revokeToken(id: string): Promise<void> {
+    await this.store.update((state) => {
+      const entry = Object.entries(state.tokens).find(([, t]) => t.id === id);
+      if (entry === undefined) throw notFound('token', id);
+      delete state.tokens[entry[0]];
+    });
+  }
+
+  listAccessBindings(resource: BindingResource): AccessBinding[] {
+    return this.store.read((state) => {
+      checkResource(state, resource);
+      return (state.accessBindings[resourceKey(resource)] ?? []).map(copyBinding);
+    });
+  }
+
+  /** Replaces every binding of the resource (authoritative). */
+  async setAccessBindings(caller: Caller, resource: BindingResource, bindings: AccessBinding[]): Promise<OperationView> {
+    return this.store.update((state) => {
+      checkResource(state, resource);
+      bindings.forEach((b, i) => checkBinding(state, `accessBindings.${i}`, b));
+      state.accessBindings[resourceKey(resource)] = dedupe(bindings.map(copyBinding));
+      return this.recordOperation(state, caller, resource, 'Set access bindings', 'SetAccessBindingsMetadata');
+    });
+  }
+
+  /** Applies ADD/REMOVE deltas; adding a present binding or removing an absent one is a no-op. */
+  async updateAccessBindings(caller: Caller, resource: BindingResource, deltas: AccessBindingDelta[]): Promise<OperationView> {
+    return this.store.update((state) => {
+      checkResource(state, resource);
+      deltas.forEach((d, i) => {
+        if (d.action === 'ADD') checkBinding(state, `accessBindingDeltas.${i}.accessBinding`, d.accessBinding);
+      });
+      let bindings = (state.accessBindings[resourceKey(resource)] ?? []).map(copyBinding);
+      for (const delta of deltas) {
+        const same = (b: AccessBinding) => b.roleId === delta.accessBinding.roleId && subjectOf(b) === subjectOf(delta.accessBinding);
+        if (delta.action === 'ADD') {
+          if (!bindings.some(same)) bindings.push(copyBinding(delta.accessBinding));
+        } else {
+          bindings = bindings.filter((b) => !same(b));
+        }
+      }
+      state.accessBindings[resourceKey(resource)] = bindings;
+      return this.recordOperation(state, caller, resource, 'Update access bindings', 'UpdateAccessBindingsMetadata');
+    });
+  }
+
+  private recordOperation(state: KmsState, caller: Caller, resource: BindingResource, description: string, metadataType: string): OperationView {
+    const now = this.clock.now().toISOString();
+    const record: OperationRecord = {
+      id: this.ids.next(),
+      description,
+      createdAt: now,
+      createdBy: caller.subject,
+      modifiedAt: now,
+      done: true,
+      keyId: resource.type === 'key' ? resource.id : '',
+      metadata: { '@type': `type.googleapis.com/yandex.cloud.access.${metadataType}`, resourceId: resource.id },
+      response: { '@type': 'type.googleapis.com/google.protobuf.Empty' },
+    };
+    state.operations[record.id] = record;
+    return operationView(record);
+  }
+}
+
+function resourceKey(resource: BindingResource): string {
+  return resource.type === 'folder' ? folderResource(resource.id) : keyResource(resource.id);
+}
+
+function checkResource(state: Readonly<KmsState>, resource: BindingResource): void {
+  if (resource.type === 'key') liveKey(state, resource.id);
+}
+
+function checkSubject(state: Readonly<KmsState>, field: string, subject: string): void {
+  const match = /^(userAccount|serviceAccount):([a-z0-9][a-z0-9_-]{0,49})$/.exec(subject);
+  if (match === null) throw invalidArgument(field, `"${subject}" must be userAccount:<id> or serviceAccount:<id>`);
+  if (match[1] === 'serviceAccount' && state.serviceAccounts[match[2] ?? ''] === undefined) {
+    throw invalidArgument(field, `service account ${match[2]} does not exist`);
+  }
+}
+
+function checkBinding(state: Readonly<KmsState>, field: string, binding: AccessBinding): void {
+  if (ROLES[binding.roleId] === undefined) {
+    throw invalidArgument(`${field}.roleId`, `unknown role "${binding.roleId}" (known: ${Object.keys(ROLES).join(', ')})`);
+  }
+  checkSubject(state, `${field}.subject`, `${binding.subject.type}:${binding.subject.id}`);
+}
+
+function copyBinding(binding: AccessBinding): AccessBinding {
+  return { roleId: binding.roleId, subject: { id: binding.subject.id, type: binding.subject.type as SubjectType } };
+}
+
+function dedupe(bindings: AccessBinding[]): AccessBinding[] {
+  const seen = new Set<string>();
+  return bindings.filter((b) => {
+    const id = `${b.roleId}|${subjectOf(b)}`;
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
+}

@@ -1,0 +1,122 @@
+/**
+ * Access administration routes: access bindings on keys (Yandex SymmetricKey paths) and on
+ * folders (Yandex resource-manager paths), and our own service-account and token admin API.
+ */
+import type { AccessBinding } from '../domain/model.js';
+import type { AccessBindingDelta, BindingResource, IamService } from '../domain/iam.js';
+import { intQuery, type RequestContext, type RouteDef } from './router.js';
+
+const param = (ctx: RequestContext, name: string): string => ctx.params[name] ?? '';
+
+function bindingRoutes(iam: IamService, base: string, idParam: string, type: BindingResource['type'], label: string): RouteDef[] {
+  const resource = (ctx: RequestContext): BindingResource => ({ type, id: param(ctx, idParam) });
+  const target = (ctx: RequestContext) => (type === 'key' ? { keyId: param(ctx, idParam) } : { folderId: param(ctx, idParam) });
+  return [
+    {
+      method: 'GET',
+      path: `${base}:listAccessBindings`,
+      operationId: `${label}.ListAccessBindings`,
+      summary: `Lists the access bindings of a ${type}.`,
+      permission: 'kms.keys.listAccessBindings',
+      query: ['pageSize', 'pageToken'],
+      target,
+      handler: (ctx) => {
+        intQuery(ctx.query, 'pageSize');
+        return { body: { accessBindings: iam.listAccessBindings(resource(ctx)) } };
+      },
+    },
+    {
+      method: 'POST',
+      path: `${base}:setAccessBindings`,
+      operationId: `${label}.SetAccessBindings`,
+      summary: `Replaces every access binding of a ${type}.`,
+      permission: 'kms.keys.setAccessBindings',
+      body: 'set-access-bindings',
+      target,
+      handler: async (ctx) => ({
+        body: await iam.setAccessBindings(ctx.caller, resource(ctx), (ctx.body as { accessBindings: AccessBinding[] }).accessBindings),
+      }),
+    },
+    {
+      method: 'POST',
+      path: `${base}:updateAccessBindings`,
+      operationId: `${label}.UpdateAccessBindings`,
+      summary: `Adds and removes access bindings of a ${type}.`,
+      permission: 'kms.keys.updateAccessBindings',
+      body: 'update-access-bindings',
+      target,
+      handler: async (ctx) => ({
+        body: await iam.updateAccessBindings(ctx.caller, resource(ctx), (ctx.body as { accessBindingDeltas: AccessBindingDelta[] }).accessBindingDeltas),
+      }),
+    },
+  ];
+}
+
+export function iamRoutes(iam: IamService): RouteDef[] {
+  return [
+    ...bindingRoutes(iam, '/kms/v1/keys/{keyId}', 'keyId', 'key', 'SymmetricKey'),
+    ...bindingRoutes(iam, '/resource-manager/v1/folders/{folderId}', 'folderId', 'folder', 'Folder'),
+    {
+      method: 'POST',
+      path: '/iam/v1/serviceAccounts',
+      operationId: 'ServiceAccount.Create',
+      summary: 'Creates a service account (subject serviceAccount:<id>).',
+      permission: 'iam.admin',
+      body: 'create-service-account',
+      handler: async (ctx) => {
+        const body = ctx.body as { name: string; description?: string };
+        return { body: await iam.createServiceAccount(body.name, body.description ?? '') };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/iam/v1/serviceAccounts',
+      operationId: 'ServiceAccount.List',
+      summary: 'Lists service accounts.',
+      permission: 'iam.admin',
+      handler: () => ({ body: { serviceAccounts: iam.listServiceAccounts() } }),
+    },
+    {
+      method: 'DELETE',
+      path: '/iam/v1/serviceAccounts/{serviceAccountId}',
+      operationId: 'ServiceAccount.Delete',
+      summary: 'Deletes a service account, revoking its tokens and removing its bindings.',
+      permission: 'iam.admin',
+      handler: async (ctx) => {
+        await iam.deleteServiceAccount(param(ctx, 'serviceAccountId'));
+        return { body: {} };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/iam/v1/tokens',
+      operationId: 'Token.Create',
+      summary: 'Issues a token for a subject; the value is in this response only.',
+      permission: 'iam.admin',
+      body: 'create-token',
+      handler: async (ctx) => {
+        const body = ctx.body as { subject: string; description?: string };
+        return { body: await iam.issueToken(body.subject, body.description ?? '') };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/iam/v1/tokens',
+      operationId: 'Token.List',
+      summary: 'Lists tokens (ids and subjects, never values).',
+      permission: 'iam.admin',
+      handler: () => ({ body: { tokens: iam.listTokens() } }),
+    },
+    {
+      method: 'DELETE',
+      path: '/iam/v1/tokens/{tokenId}',
+      operationId: 'Token.Revoke',
+      summary: 'Revokes a token at once.',
+      permission: 'iam.admin',
+      handler: async (ctx) => {
+        await iam.revokeToken(param(ctx, 'tokenId'));
+        return { body: {} };
+      },
+    },
+  ];
+}
