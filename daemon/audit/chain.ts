@@ -163,7 +163,7 @@ export class ChainChecker {
   }
 }
 
-/** One line of the file without its "\n". `bytes` is only valid until the next iteration. */
+/** One line of the file without its "\n". */
 export interface RawLine {
   bytes: Buffer;
   /** Byte offset of the line's first byte in the file. */
@@ -190,7 +190,8 @@ export function* readLines(fd: number, chunkSize = 1 << 20): Generator<RawLine> 
     let start = 0;
     for (let newline = data.indexOf(0x0a); newline !== -1; newline = data.indexOf(0x0a, start)) {
       const piece = data.subarray(start, newline);
-      const bytes = carry.length === 0 ? piece : Buffer.concat([...carry, piece]);
+      // Copied, because `chunk` is overwritten by the next read while callers may keep the line.
+      const bytes = carry.length === 0 ? Buffer.from(piece) : Buffer.concat([...carry, piece]);
       yield { bytes, offset: carryOffset, terminated: true };
       carry = [];
       carryOffset = position + newline + 1;

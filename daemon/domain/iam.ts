@@ -133,6 +133,7 @@ export class IamService {
       modifiedAt: now,
       done: true,
       keyId: resource.type === 'key' ? resource.id : '',
+      ...(resource.type === 'folder' ? { folderId: resource.id } : {}),
       metadata: { '@type': `type.googleapis.com/yandex.cloud.access.${metadataType}`, resourceId: resource.id },
       response: { '@type': 'type.googleapis.com/google.protobuf.Empty' },
     };

@@ -316,6 +316,15 @@ export class KeyService {
     });
   }
 
+  /** What an operation's access is checked against: its key, or its folder. */
+  operationTarget(operationId: string): { keyId?: string; folderId?: string } {
+    return this.store.read((state) => {
+      const op = state.operations[operationId];
+      if (op === undefined) return {};
+      return op.folderId !== undefined ? { folderId: op.folderId } : { keyId: op.keyId };
+    });
+  }
+
   getOperation(operationId: string): OperationView {
     return this.store.read((state) => {
       const op = state.operations[operationId];

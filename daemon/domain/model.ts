@@ -59,8 +59,10 @@ export interface OperationRecord {
   createdBy: string;
   modifiedAt: string;
   done: boolean;
-  /** The key the operation acted on, for ListOperations. */
+  /** The key the operation acted on, for ListOperations and access checks ('' for a folder). */
   keyId: string;
+  /** The folder, for operations on a folder's access bindings. */
+  folderId?: string;
   metadata: Record<string, unknown>;
   response?: Record<string, unknown>;
   error?: { code: number; message: string; details: unknown[] };

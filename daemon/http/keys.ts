@@ -189,6 +189,8 @@ export function keyRoutes(keys: KeyService): RouteDef[] {
       operationId: 'Operation.Get',
       summary: 'Returns an operation.',
       permission: 'kms.operations.get',
+      // An unknown operation has no target: only the bootstrap admin gets its 404, others a 403.
+      target: (ctx) => keys.operationTarget(param(ctx, 'operationId')),
       handler: (ctx) => ({ body: keys.getOperation(param(ctx, 'operationId')) }),
     },
   ];
