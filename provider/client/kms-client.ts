@@ -1,0 +1,234 @@
+/**
+ * Typed REST client for the kmsd daemon (Yandex Cloud KMS-compatible REST API), on global fetch.
+ * Every failure is one of two errors: {@link KmsApiError} (the daemon answered with an error) or
+ * {@link KmsUnreachableError} (no answer at all), so callers can tell users which it was.
+ */
+
+/** gRPC status codes the daemon uses in `{code, message, details}` error bodies. */
+export const GrpcCode = {
+  INVALID_ARGUMENT: 3,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  FAILED_PRECONDITION: 9,
+  INTERNAL: 13,
+  UNAUTHENTICATED: 16,
+} as const;
+
+/** Key algorithms of the API. */
+export type SymmetricAlgorithm = 'AES_128' | 'AES_192' | 'AES_256' | 'AES_256_HSM';
+
+/** A key version as returned inside a key. */
+export interface SymmetricKeyVersion {
+  id: string;
+  keyId: string;
+  status: string;
+  algorithm: SymmetricAlgorithm;
+  createdAt: string;
+  primary: boolean;
+  destroyAt?: string;
+  hostedByHsm?: boolean;
+}
+
+/** SymmetricKey as the API returns it. */
+export interface SymmetricKey {
+  id: string;
+  folderId: string;
+  createdAt: string;
+  name: string;
+  description: string;
+  labels: Record<string, string>;
+  status: 'ACTIVE' | 'INACTIVE' | 'CREATING';
+  primaryVersion?: SymmetricKeyVersion;
+  defaultAlgorithm: SymmetricAlgorithm;
+  rotatedAt?: string;
+  rotationPeriod?: string;
+  deletionProtection: boolean;
+}
+
+/** Body of `POST /kms/v1/keys`. */
+export interface CreateSymmetricKeyRequest {
+  folderId: string;
+  name?: string;
+  description?: string;
+  labels?: Record<string, string>;
+  defaultAlgorithm?: SymmetricAlgorithm;
+  rotationPeriod?: string;
+  deletionProtection?: boolean;
+}
+
+/** Fields of `PATCH /kms/v1/keys/{keyId}`; only those named in the update mask are applied. */
+export interface UpdateSymmetricKeyFields {
+  name?: string;
+  description?: string;
+  labels?: Record<string, string>;
+  status?: 'ACTIVE' | 'INACTIVE';
+  defaultAlgorithm?: SymmetricAlgorithm;
+  /** null clears the period (no automatic rotation). */
+  rotationPeriod?: string | null;
+  deletionProtection?: boolean;
+}
+
+/** A long-running operation; ours are always `done`. */
+export interface Operation<R = unknown> {
+  id: string;
+  description?: string;
+  createdAt?: string;
+  createdBy?: string;
+  modifiedAt?: string;
+  done: boolean;
+  metadata?: Record<string, unknown>;
+  response?: R;
+  error?: { code: number; message: string; details?: unknown[] };
+}
+
+/** The daemon answered with an error (non-2xx, or an operation that finished with an error). */
+export class KmsApiError extends Error {
+  constructor(
+    /** gRPC code number from the body (13 when the body was not the documented shape). */
+    readonly code: number,
+    message: string,
+    /** HTTP status, or 200 for an operation error. */
+    readonly httpStatus: number,
+    readonly details: unknown[] = [],
+  ) {
+    super(message);
+    this.name = 'KmsApiError';
+  }
+}
+
+/** The daemon could not be reached (connection refused, DNS, timeout, aborted). */
+export class KmsUnreachableError extends Error {
+  constructor(
+    readonly endpoint: string,
+    readonly reason: string,
+  ) {
+    super(`cannot reach the KMS daemon at ${endpoint}: ${reason}`);
+    this.name = 'KmsUnreachableError';
+  }
+}
+
+/** How to reach the daemon. */
+export interface KmsClientOptions {
+  endpoint: string;
+  token: string;
+  /** Per-request timeout; default 30 s. */
+  timeoutMs?: number;
+  /** Aborts every in-flight request (StopProvider). */
+  signal?: AbortSignal;
+}
+
+function describeFetchFailure(err: unknown): string {
+  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e.name === 'TimeoutError') return 'timed out';
+  if (e.name === 'AbortError') return 'request cancelled';
+  // fetch refuses ports on the Fetch standard's block list (e.g. 1, 9, 6000) without connecting.
+  if (e.cause?.message === 'bad port') return 'the port is blocked by fetch (bad port); use another port';
+  return e.cause?.code ?? e.cause?.message ?? e.message ?? String(err);
+}
+
+/** The typed client. One instance per configured provider. */
+export class KmsClient {
+  private readonly base: string;
+
+  constructor(private readonly options: KmsClientOptions) {
+    this.base = options.endpoint.replace(/\/+$/, '');
+  }
+
+  /** `GET /healthz` (no auth). */
+  async health(): Promise<{ status: string }> {
+    return this.request('GET', '/healthz', undefined, false);
+  }
+
+  /** `GET /kms/v1/keys/{keyId}`. */
+  async getKey(keyId: string): Promise<SymmetricKey> {
+    return this.request('GET', `/kms/v1/keys/${encodeURIComponent(keyId)}`);
+  }
+
+  /** `GET /kms/v1/keys?folderId=…` (one page). */
+  async listKeys(folderId: string, pageSize?: number, pageToken?: string): Promise<{ keys: SymmetricKey[]; nextPageToken?: string }> {
+    const q = new URLSearchParams({ folderId });
+    if (pageSize !== undefined) q.set('pageSize', String(pageSize));
+    if (pageToken) q.set('pageToken', pageToken);
+    const page = await this.request<{ keys?: SymmetricKey[]; nextPageToken?: string }>('GET', `/kms/v1/keys?${q.toString()}`);
+    return { keys: page.keys ?? [], ...(page.nextPageToken && { nextPageToken: page.nextPageToken }) };
+  }
+
+  /** `POST /kms/v1/keys`; resolves to the created key. */
+  async createKey(body: CreateSymmetricKeyRequest): Promise<SymmetricKey> {
+    return this.operationResult(await this.request<Operation<SymmetricKey>>('POST', '/kms/v1/keys', body));
+  }
+
+  /** `PATCH /kms/v1/keys/{keyId}` with an update mask of the given field names. */
+  async updateKey(keyId: string, fields: UpdateSymmetricKeyFields): Promise<SymmetricKey> {
+    const updateMask = Object.keys(fields).join(',');
+    return this.operationResult(
+      await this.request<Operation<SymmetricKey>>('PATCH', `/kms/v1/keys/${encodeURIComponent(keyId)}`, { updateMask, ...fields }),
+    );
+  }
+
+  /** `DELETE /kms/v1/keys/{keyId}`. */
+  async deleteKey(keyId: string): Promise<void> {
+    const op = await this.request<Operation>('DELETE', `/kms/v1/keys/${encodeURIComponent(keyId)}`);
+    if (op.error) throw new KmsApiError(op.error.code, op.error.message, 200, op.error.details);
+  }
+
+  /** `POST /kms/v1/keys/{keyId}:rotate`; resolves to the new primary version id. */
+  async rotateKey(keyId: string): Promise<string | undefined> {
+    const op = await this.request<Operation>('POST', `/kms/v1/keys/${encodeURIComponent(keyId)}:rotate`, {});
+    if (op.error) throw new KmsApiError(op.error.code, op.error.message, 200, op.error.details);
+    const id = op.metadata?.['newPrimaryVersionId'];
+    return typeof id === 'string' ? id : undefined;
+  }
+
+  private operationResult<R>(op: Operation<R>): R {
+    if (op.error) throw new KmsApiError(op.error.code, op.error.message, 200, op.error.details);
+    if (op.response === undefined) throw new KmsApiError(GrpcCode.INTERNAL, `operation ${op.id} finished without a response`, 200);
+    return op.response;
+  }
+
+  private async request<T>(method: string, path: string, body?: unknown, auth = true): Promise<T> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (auth) headers['authorization'] = `Bearer ${this.options.token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const timeout = AbortSignal.timeout(this.options.timeoutMs ?? 30_000);
+    const signal = this.options.signal ? AbortSignal.any([timeout, this.options.signal]) : timeout;
+    let res: Response;
+    try {
+      res = await fetch(this.base + path, {
+        method,
+        headers,
+        signal,
+        ...(body !== undefined && { body: JSON.stringify(body) }),
+      });
+    } catch (err) {
+      throw new KmsUnreachableError(this.base, describeFetchFailure(err));
+    }
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (err) {
+      throw new KmsUnreachableError(this.base, describeFetchFailure(err));
+    }
+    let parsed: unknown;
+    try {
+      parsed = text === '' ? {} : JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    if (!res.ok) {
+      const e = parsed as { code?: unknown; message?: unknown; details?: unknown } | undefined;
+      const message = typeof e?.message === 'string' ? e.message : `HTTP ${res.status} ${res.statusText}`.trim();
+      throw new KmsApiError(
+        typeof e?.code === 'number' ? e.code : GrpcCode.INTERNAL,
+        message,
+        res.status,
+        Array.isArray(e?.details) ? e.details : [],
+      );
+    }
+    if (parsed === undefined || typeof parsed !== 'object' || parsed === null) {
+      throw new KmsApiError(GrpcCode.INTERNAL, `${method} ${path}: the daemon answered with something that is not a JSON object`, res.status);
+    }
+    return parsed as T;
+  }
+}

@@ -1,0 +1,20 @@
+/**
+ * Logging to stderr as JSON lines with `@level` and `@message` (what core's go-plugin log
+ * forwarding understands; visible under TF_LOG). stdout belongs to the handshake.
+ */
+
+/** Levels in go-hclog's names. */
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
+
+/** Debug and trace lines only when core logs at all (it forwards plugin stderr under TF_LOG). */
+const verbose = Boolean(process.env['TF_LOG'] || process.env['TF_LOG_PROVIDER']);
+
+/** Write one log line; `fields` are added as-is (never pass tokens or key material). */
+export function log(level: LogLevel, message: string, fields: Record<string, unknown> = {}): void {
+  if (!verbose && (level === 'debug' || level === 'trace')) return;
+  // go-plugin parses @timestamp with the layout 2006-01-02T15:04:05.000000Z07:00 (exactly six
+  // fractional digits) and shows the line as unparsed text otherwise.
+  const timestamp = new Date().toISOString().replace('Z', '000Z');
+  const line = JSON.stringify({ '@level': level, '@message': message, '@module': 'provider.kms', '@timestamp': timestamp, ...fields });
+  process.stderr.write(`${line}\n`);
+}

@@ -1,0 +1,387 @@
+/**
+ * `kms_symmetric_key`: a symmetric key of the daemon, with automatic rotation.
+ *
+ * The plan rules here follow what core checks (see PROTOCOL.md "What core checks"): planned
+ * values equal config, or the prior value when semantically equal, and computed values become
+ * unknown only when the change really alters them. Apply must reproduce every known planned value.
+ */
+import {
+  GrpcCode,
+  KmsApiError,
+  type SymmetricAlgorithm,
+  type SymmetricKey,
+  type UpdateSymmetricKeyFields,
+} from '../client/kms-client.js';
+import type { PathStep } from '../codec/cty.js';
+import { formatGoDuration, goDurationSeconds, parseApiDuration, sameGoDuration, toApiDuration } from '../codec/duration.js';
+import { isObject, isUnknown, UNKNOWN, valuesEqual, type TfObject, type TfValue } from '../codec/values.js';
+import { attrPath, errorDiag, failureDiag, type Diagnostic } from '../diagnostics.js';
+import type { ApplyRequest, ManagedResource, PlanRequest, PlanResult, ProviderContext, StateResult } from './resource.js';
+
+/** Terraform type name. */
+export const SYMMETRIC_KEY_TYPE = 'kms_symmetric_key';
+
+/** Algorithms accepted in default_algorithm. */
+export const ALGORITHMS: readonly SymmetricAlgorithm[] = ['AES_128', 'AES_192', 'AES_256', 'AES_256_HSM'];
+/** Statuses a user may set. */
+export const SETTABLE_STATUSES = ['ACTIVE', 'INACTIVE'] as const;
+/** default_algorithm when not configured (what the daemon uses too). */
+export const DEFAULT_ALGORITHM: SymmetricAlgorithm = 'AES_128';
+/** Shortest rotation period the daemon accepts. */
+export const MIN_ROTATION_SECONDS = 3600;
+
+const LABEL_KEY = /^[a-z][-_0-9a-z]*$/;
+const LABEL_VALUE = /^[-_0-9a-z]*$/;
+const MAX_LABELS = 64;
+const MAX_LABEL_LENGTH = 63;
+const MAX_NAME = 100;
+const MAX_DESCRIPTION = 1024;
+
+/** Attributes only the daemon sets. */
+const COMPUTED_ONLY = ['id', 'created_at', 'rotated_at', 'primary_version_id'] as const;
+
+function str(value: TfValue | undefined): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+function charCount(s: string): number {
+  return [...s].length;
+}
+
+/** Config validation: everything checkable without the daemon. Unknown values are skipped. */
+export function validateSymmetricKeyConfig(config: TfObject): Diagnostic[] {
+  const diags: Diagnostic[] = [];
+  const name = str(config['name']);
+  if (name !== undefined && charCount(name) > MAX_NAME) {
+    diags.push(errorDiag('Invalid name', `The key name must be at most ${MAX_NAME} characters; got ${charCount(name)}.`, attrPath('name')));
+  }
+  const description = str(config['description']);
+  if (description !== undefined && charCount(description) > MAX_DESCRIPTION) {
+    diags.push(
+      errorDiag(
+        'Invalid description',
+        `The description must be at most ${MAX_DESCRIPTION} characters; got ${charCount(description)}.`,
+        attrPath('description'),
+      ),
+    );
+  }
+  const folderId = str(config['folder_id']);
+  if (folderId !== undefined && (folderId === '' || folderId.length > 50)) {
+    diags.push(errorDiag('Invalid folder_id', 'folder_id must be 1 to 50 characters long.', attrPath('folder_id')));
+  }
+  const labels = config['labels'];
+  if (isObject(labels)) {
+    const keys = Object.keys(labels);
+    if (keys.length > MAX_LABELS) {
+      diags.push(errorDiag('Too many labels', `A key can have at most ${MAX_LABELS} labels; got ${keys.length}.`, attrPath('labels')));
+    }
+    for (const key of keys) {
+      const path = attrPath('labels', { key });
+      if (!LABEL_KEY.test(key) || key.length > MAX_LABEL_LENGTH) {
+        diags.push(
+          errorDiag(
+            'Invalid label key',
+            `Label key ${JSON.stringify(key)} must match [a-z][-_0-9a-z]* and be at most ${MAX_LABEL_LENGTH} characters.`,
+            path,
+          ),
+        );
+      }
+      const value = str(labels[key]);
+      if (value !== undefined && (!LABEL_VALUE.test(value) || value.length > MAX_LABEL_LENGTH)) {
+        diags.push(
+          errorDiag(
+            'Invalid label value',
+            `Label value ${JSON.stringify(value)} must match [-_0-9a-z]* and be at most ${MAX_LABEL_LENGTH} characters.`,
+            path,
+          ),
+        );
+      }
+    }
+  }
+  const algorithm = str(config['default_algorithm']);
+  if (algorithm !== undefined && !ALGORITHMS.includes(algorithm as SymmetricAlgorithm)) {
+    diags.push(
+      errorDiag(
+        'Invalid default_algorithm',
+        `default_algorithm must be one of ${ALGORITHMS.join(', ')}; got ${JSON.stringify(algorithm)}.`,
+        attrPath('default_algorithm'),
+      ),
+    );
+  }
+  const status = str(config['status']);
+  if (status !== undefined && !(SETTABLE_STATUSES as readonly string[]).includes(status)) {
+    diags.push(
+      errorDiag('Invalid status', `status must be ACTIVE or INACTIVE; got ${JSON.stringify(status)}.`, attrPath('status')),
+    );
+  }
+  const period = str(config['rotation_period']);
+  if (period !== undefined) {
+    const parsed = goDurationSeconds(period);
+    if ('error' in parsed) {
+      diags.push(
+        errorDiag(
+          'Invalid rotation_period',
+          `${parsed.error}. Use a Go-style duration such as "24h", "8760h", "1h30m" or "86400s".`,
+          attrPath('rotation_period'),
+        ),
+      );
+    } else if (parsed.seconds < MIN_ROTATION_SECONDS) {
+      diags.push(
+        errorDiag(
+          'Invalid rotation_period',
+          `rotation_period must be at least 1h; got ${JSON.stringify(period)}.`,
+          attrPath('rotation_period'),
+        ),
+      );
+    }
+  }
+  return diags;
+}
+
+/**
+ * PlanResourceChange. Defaults that apply reproduces are planned as known values (so a plan shows
+ * them); computed-only values are unknown on create and kept on update, because no in-place
+ * change of this resource alters id, created_at, rotated_at or primary_version_id.
+ */
+export function planSymmetricKey(request: PlanRequest, ctx: ProviderContext): PlanResult {
+  const { prior, proposed, config } = request;
+  const diagnostics: Diagnostic[] = [];
+  const requiresReplace: PathStep[][] = [];
+  if (proposed === null || config === null) return { planned: null, requiresReplace, diagnostics };
+  const planned: TfObject = { ...proposed };
+
+  // Optional+computed attributes with a documented default: a null config means the default,
+  // on update too, so deleting `deletion_protection = true` from the config turns it off.
+  if (config['default_algorithm'] === null) planned['default_algorithm'] = DEFAULT_ALGORITHM;
+  if (config['deletion_protection'] === null) planned['deletion_protection'] = false;
+
+  if (prior === null) {
+    for (const name of COMPUTED_ONLY) planned[name] = UNKNOWN;
+    if (config['status'] === null) planned['status'] = 'ACTIVE';
+    if (config['folder_id'] === null) {
+      if (ctx.folderId === undefined) {
+        diagnostics.push(
+          errorDiag(
+            'Missing folder_id',
+            'Set folder_id on the resource, or folder_id in the provider block (or the KMS_FOLDER_ID environment variable).',
+            attrPath('folder_id'),
+          ),
+        );
+      } else {
+        planned['folder_id'] = ctx.folderId;
+      }
+    }
+    return { planned, requiresReplace, diagnostics };
+  }
+
+  for (const name of COMPUTED_ONLY) planned[name] = prior[name] ?? null;
+  // status and folder_id left unset keep the prior value (proposed already holds it).
+
+  const configFolder = config['folder_id'];
+  if (configFolder !== null && configFolder !== undefined && !valuesEqual(configFolder, prior['folder_id'] ?? null)) {
+    // An unknown folder may turn out different at apply, and a key cannot move between folders.
+    requiresReplace.push(attrPath('folder_id'));
+  }
+
+  // Semantically equal durations never diff: keep the prior spelling ("24h" vs "1440m").
+  const configPeriod = str(config['rotation_period']);
+  const priorPeriod = str(prior['rotation_period']);
+  if (configPeriod !== undefined && priorPeriod !== undefined && sameGoDuration(configPeriod, priorPeriod)) {
+    planned['rotation_period'] = priorPeriod;
+  }
+  return { planned, requiresReplace, diagnostics };
+}
+
+function isEmptyMap(value: Record<string, string> | undefined): boolean {
+  return value === undefined || Object.keys(value).length === 0;
+}
+
+/**
+ * State from an API key. `reference` (prior state in Read, planned state in Apply) decides the
+ * spellings the API cannot carry: null versus "" / {} (the API has no null name, description or
+ * labels), and how a rotation period of N seconds is written.
+ */
+export function keyToState(key: SymmetricKey, reference: TfObject | null): TfObject {
+  const ref = reference ?? {};
+  const nullable = (apiValue: string, name: string): string | null => (apiValue === '' && ref[name] === null ? null : apiValue);
+  let rotationPeriod: string | null = null;
+  if (key.rotationPeriod !== undefined && key.rotationPeriod !== null) {
+    const seconds = parseApiDuration(key.rotationPeriod);
+    const refPeriod = str(ref['rotation_period']);
+    if (seconds === undefined) rotationPeriod = key.rotationPeriod;
+    else if (refPeriod !== undefined && goDurationSecondsOrUndefined(refPeriod) === seconds) rotationPeriod = refPeriod;
+    else rotationPeriod = formatGoDuration(seconds);
+  }
+  const labels = key.labels ?? {};
+  return {
+    id: key.id,
+    folder_id: key.folderId,
+    name: nullable(key.name ?? '', 'name'),
+    description: nullable(key.description ?? '', 'description'),
+    labels: isEmptyMap(labels) && ref['labels'] === null ? null : { ...labels },
+    default_algorithm: key.defaultAlgorithm,
+    rotation_period: rotationPeriod,
+    deletion_protection: key.deletionProtection,
+    status: key.status,
+    created_at: key.createdAt,
+    rotated_at: key.rotatedAt ?? null,
+    primary_version_id: key.primaryVersion?.id ?? null,
+  };
+}
+
+function goDurationSecondsOrUndefined(value: string): number | undefined {
+  const parsed = goDurationSeconds(value);
+  return 'seconds' in parsed ? parsed.seconds : undefined;
+}
+
+function periodSeconds(value: TfValue | undefined): number | null {
+  const s = str(value);
+  return s === undefined ? null : (goDurationSecondsOrUndefined(s) ?? null);
+}
+
+function labelsOf(value: TfValue | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (isObject(value)) for (const [k, v] of Object.entries(value)) if (typeof v === 'string') out[k] = v;
+  return out;
+}
+
+/** The PATCH fields (update mask) that turn `prior` into `planned`. */
+export function updateFields(prior: TfObject, planned: TfObject): UpdateSymmetricKeyFields {
+  const fields: UpdateSymmetricKeyFields = {};
+  if (planned['name'] !== prior['name']) fields.name = str(planned['name']) ?? '';
+  if (planned['description'] !== prior['description']) fields.description = str(planned['description']) ?? '';
+  if (!valuesEqual(planned['labels'] ?? null, prior['labels'] ?? null)) fields.labels = labelsOf(planned['labels']);
+  if (planned['status'] !== prior['status'] && (planned['status'] === 'ACTIVE' || planned['status'] === 'INACTIVE')) {
+    fields.status = planned['status'];
+  }
+  if (planned['default_algorithm'] !== prior['default_algorithm']) {
+    fields.defaultAlgorithm = str(planned['default_algorithm']) as SymmetricAlgorithm;
+  }
+  const plannedPeriod = periodSeconds(planned['rotation_period']);
+  if (plannedPeriod !== periodSeconds(prior['rotation_period'])) {
+    fields.rotationPeriod = plannedPeriod === null ? null : toApiDuration(plannedPeriod);
+  }
+  if (planned['deletion_protection'] !== prior['deletion_protection']) {
+    fields.deletionProtection = planned['deletion_protection'] === true;
+  }
+  return fields;
+}
+
+function notConfigured(): Diagnostic {
+  return errorDiag(
+    'Provider not configured',
+    'The kms provider has no usable endpoint and token; see the errors from the provider configuration.',
+  );
+}
+
+async function createKey(planned: TfObject, ctx: ProviderContext & { client: NonNullable<ProviderContext['client']> }): Promise<StateResult> {
+  const folderId = str(planned['folder_id']);
+  if (folderId === undefined) {
+    return { state: null, diagnostics: [errorDiag('Missing folder_id', 'folder_id is not known at apply time.', attrPath('folder_id'))] };
+  }
+  const period = periodSeconds(planned['rotation_period']);
+  let key: SymmetricKey;
+  try {
+    key = await ctx.client.createKey({
+      folderId,
+      ...(str(planned['name']) !== undefined && { name: str(planned['name']) }),
+      ...(str(planned['description']) !== undefined && { description: str(planned['description']) }),
+      ...(isObject(planned['labels']) && { labels: labelsOf(planned['labels']) }),
+      defaultAlgorithm: (str(planned['default_algorithm']) ?? DEFAULT_ALGORITHM) as SymmetricAlgorithm,
+      ...(period !== null && { rotationPeriod: toApiDuration(period) }),
+      deletionProtection: planned['deletion_protection'] === true,
+    });
+  } catch (err) {
+    return { state: null, diagnostics: [failureDiag('Cannot create key', err)] };
+  }
+  if (planned['status'] === 'INACTIVE' && key.status !== 'INACTIVE') {
+    try {
+      key = await ctx.client.updateKey(key.id, { status: 'INACTIVE' });
+    } catch (err) {
+      // The key exists: hand it to state so the next plan repairs the status instead of orphaning it.
+      return { state: keyToState(key, planned), diagnostics: [failureDiag(`Key ${key.id} was created but cannot be made INACTIVE`, err, attrPath('status'))] };
+    }
+  }
+  return { state: keyToState(key, planned), diagnostics: [] };
+}
+
+async function applySymmetricKey(request: ApplyRequest, ctx: ProviderContext): Promise<StateResult> {
+  const { prior, planned } = request;
+  const client = ctx.client;
+  if (!client) return { state: prior, diagnostics: [notConfigured()] };
+  const withClient = { ...ctx, client };
+  if (planned === null) {
+    const id = str(prior?.['id']);
+    if (id === undefined) return { state: null, diagnostics: [] };
+    try {
+      await client.deleteKey(id);
+    } catch (err) {
+      if (err instanceof KmsApiError && err.code === GrpcCode.NOT_FOUND) return { state: null, diagnostics: [] };
+      return { state: prior, diagnostics: [failureDiag(`Cannot delete key ${id}`, err)] };
+    }
+    return { state: null, diagnostics: [] };
+  }
+  if (prior === null) return createKey(planned, withClient);
+
+  const id = str(prior['id']);
+  if (id === undefined) return { state: prior, diagnostics: [errorDiag('Missing id', 'The prior state of the key has no id.')] };
+  const fields = updateFields(prior, planned);
+  let key: SymmetricKey;
+  try {
+    key = Object.keys(fields).length === 0 ? await client.getKey(id) : await client.updateKey(id, fields);
+  } catch (err) {
+    return { state: prior, diagnostics: [failureDiag(`Cannot update key ${id}`, err)] };
+  }
+  const state = keyToState(key, planned);
+  // An automatic rotation by the daemon between plan and apply would otherwise surface as
+  // "inconsistent result after apply"; these are computed-only and the next refresh reports them.
+  for (const name of ['rotated_at', 'primary_version_id'] as const) {
+    if (!isUnknown(planned[name])) state[name] = planned[name] ?? null;
+  }
+  return { state, diagnostics: [] };
+}
+
+async function readSymmetricKey(current: TfObject, ctx: ProviderContext): Promise<StateResult> {
+  const id = str(current['id']);
+  if (!ctx.client) return { state: current, diagnostics: [notConfigured()] };
+  if (id === undefined || id === '') return { state: null, diagnostics: [] };
+  try {
+    return { state: keyToState(await ctx.client.getKey(id), current), diagnostics: [] };
+  } catch (err) {
+    // Deleted outside Terraform: null state makes core drop it and plan a create.
+    if (err instanceof KmsApiError && err.code === GrpcCode.NOT_FOUND) return { state: null, diagnostics: [] };
+    return { state: current, diagnostics: [failureDiag(`Cannot read key ${id}`, err)] };
+  }
+}
+
+function importSymmetricKey(id: string): StateResult {
+  if (id.trim() === '') {
+    return { state: null, diagnostics: [errorDiag('Invalid import id', 'Import kms_symmetric_key by its key id, e.g. terraform import kms_symmetric_key.k abc123.')] };
+  }
+  // Core calls ReadResource next, which fills in everything else.
+  const state: TfObject = {
+    id,
+    folder_id: null,
+    name: null,
+    description: null,
+    labels: null,
+    default_algorithm: null,
+    rotation_period: null,
+    deletion_protection: null,
+    status: null,
+    created_at: null,
+    rotated_at: null,
+    primary_version_id: null,
+  };
+  return { state, diagnostics: [] };
+}
+
+/** The resource as the RPC layer sees it. */
+export const symmetricKeyResource: ManagedResource = {
+  typeName: SYMMETRIC_KEY_TYPE,
+  validate: validateSymmetricKeyConfig,
+  plan: planSymmetricKey,
+  apply: applySymmetricKey,
+  read: readSymmetricKey,
+  importState: importSymmetricKey,
+};
