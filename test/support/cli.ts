@@ -194,16 +194,30 @@ export function ensureMirror(): Mirror {
       writeFileSync(join(staging, 'terraform.rc'), cliConfig(dir));
       writeFileSync(join(staging, '.complete'), new Date().toISOString());
       renameSync(staging, dir);
+      pruneMirrors(root, dir);
     } catch (error) {
       rmSync(staging, { recursive: true, force: true });
       if (!existsSync(join(dir, '.complete'))) {
         const stderr = (error as { stderr?: string }).stderr ?? '';
-        throw new Error(`installing the plugin failed: ${stderr || String(error)}`);
+        throw new Error(`installing the plugin failed: ${stderr || String(error)}`, { cause: error });
       }
     }
   }
   mirror = { dir, cliConfigFile };
   return mirror;
+}
+
+/** Drops mirrors of older source states (a day untouched), so the temp dir does not fill up. */
+function pruneMirrors(root: string, keep: string): void {
+  const dayAgo = Date.now() - 24 * 3600 * 1000;
+  for (const name of readdirSync(root)) {
+    const path = join(root, name);
+    try {
+      if (path !== keep && statSync(path).mtimeMs < dayAgo) rmSync(path, { recursive: true, force: true });
+    } catch {
+      // raced with another worker: nothing to do
+    }
+  }
 }
 
 /** Same text scripts/install-provider.mjs prints; kept here so tests do not import a script. */

@@ -1,0 +1,112 @@
+// The shipped examples work as documented: the HCL one under each CLI, and the CDKTF app
+// synthesized with plain node and applied by each CLI.
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO_ROOT, Workspace, describeEachCli } from '../support/cli.js';
+import type { Kms } from './fixtures.js';
+import { E2E_TIMEOUT, startKms, uniqueFolder, workspaceFor } from './fixtures.js';
+
+const CDKTF_MAIN = join(REPO_ROOT, 'dist', 'examples', 'cdktf', 'main.js');
+const STACK = 'kms-keys';
+
+beforeAll(() => {
+  // The example is outside the root tsconfig (examples/ is excluded); it has its own, which
+  // emits to dist/examples/cdktf next to the bindings in dist/provider/gen.
+  execFileSync(process.execPath, [join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(REPO_ROOT, 'examples', 'cdktf')], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}, E2E_TIMEOUT);
+
+/** Keys in the examples are protected; lift that through the API so destroy can clean up. */
+async function unprotectAll(kms: Kms, ws: Workspace): Promise<void> {
+  for (const resource of (await ws.state()).values()) {
+    if (resource.type === 'kms_symmetric_key' && resource.values.deletion_protection === true) {
+      await kms.rest.updateKey(resource.values.id as string, { deletionProtection: false });
+    }
+  }
+}
+
+describeEachCli('examples', (cli) => {
+  let kms: Kms;
+
+  beforeAll(async () => {
+    kms = await startKms();
+  }, E2E_TIMEOUT);
+
+  afterAll(async () => {
+    await kms?.stop();
+  });
+
+  it(
+    'examples/terraform/basic applies and then plans clean',
+    async () => {
+      const folderId = uniqueFolder('ex-hcl');
+      const ws = workspaceFor(cli, kms, folderId, 'ex-hcl');
+      try {
+        ws.write(readFileSync(join(REPO_ROOT, 'examples', 'terraform', 'basic', 'main.tf'), 'utf8'));
+        await ws.init();
+        await ws.apply(['-var', `folder_id=${folderId}`]);
+        const keys = await kms.rest.listKeys(folderId);
+        expect(keys.map((k) => k.name).sort()).toEqual(['app-secrets', 'backups']);
+        expect(keys.find((k) => k.name === 'app-secrets')).toMatchObject({
+          rotationPeriod: '86400s',
+          deletionProtection: true,
+          defaultAlgorithm: 'AES_256',
+          labels: { env: 'prod', owner: 'platform-team' },
+        });
+        expect(await ws.planExitCode(['-var', `folder_id=${folderId}`])).toBe(0);
+        await unprotectAll(kms, ws);
+        await ws.destroy(['-var', `folder_id=${folderId}`]);
+        expect(await kms.rest.listKeys(folderId)).toEqual([]);
+      } finally {
+        ws.remove();
+      }
+    },
+    E2E_TIMEOUT,
+  );
+
+  it(
+    'examples/cdktf synthesizes with node, applies and then plans clean',
+    async () => {
+      const folderId = uniqueFolder('ex-cdktf');
+      const app = workspaceFor(cli, kms, folderId, 'ex-cdktf');
+      try {
+        execFileSync(process.execPath, [CDKTF_MAIN], {
+          cwd: app.dir,
+          env: { ...process.env, CDKTF_OUTDIR: join(app.dir, 'cdktf.out'), KMS_FOLDER_ID: folderId },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        const stackDir = join(app.dir, 'cdktf.out', 'stacks', STACK);
+        const synthesized = JSON.parse(readFileSync(join(stackDir, 'cdk.tf.json'), 'utf8')) as {
+          terraform: { required_providers: Record<string, { source: string }> };
+          resource: { kms_symmetric_key: Record<string, Record<string, unknown>> };
+        };
+        expect(synthesized.terraform.required_providers.kms?.source).toBe('terraform.local/local/kms');
+        expect(synthesized.resource.kms_symmetric_key.secrets).toMatchObject({
+          rotation_period: '24h',
+          deletion_protection: true,
+          labels: { env: 'prod', owner: 'platform-team' },
+        });
+        expect(JSON.stringify(synthesized)).not.toContain(kms.token);
+
+        const stack = new Workspace(cli, { KMS_ENDPOINT: kms.url, KMS_TOKEN: kms.token }, { dir: stackDir });
+        await stack.init();
+        await stack.apply();
+        // cdktf's default local backend keeps the state next to where the app ran.
+        expect(existsSync(join(app.dir, `terraform.${STACK}.tfstate`))).toBe(true);
+        const keys = await kms.rest.listKeys(folderId);
+        expect(keys.map((k) => k.name).sort()).toEqual(['backups', 'secrets']);
+        expect(await stack.planExitCode()).toBe(0);
+        await unprotectAll(kms, stack);
+        await stack.destroy();
+        expect(await kms.rest.listKeys(folderId)).toEqual([]);
+      } finally {
+        app.remove();
+      }
+    },
+    E2E_TIMEOUT,
+  );
+});
