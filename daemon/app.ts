@@ -94,14 +94,16 @@ export function buildApp(deps: AppDeps): express.Express {
     const type = (err as { type?: unknown }).type;
     if (deps.audit !== undefined && res.locals.audited !== true) {
       // Refused before routing (unparseable or oversized body): still one event per call.
-      deps.audit.append({
+      res.locals.audited = true;
+      // Not awaited: the call is refused either way; the event goes out with the next batch.
+      safeAppend(deps.audit, {
         time: deps.now().toISOString(),
         requestId,
         subject: 'anonymous',
         operation: `${req.method} ${req.path}`,
         result: 'INVALID_ARGUMENT',
         ...(req.socket.remoteAddress !== undefined ? { remoteAddress: req.socket.remoteAddress } : {}),
-      });
+      }, deps.logger);
     }
     if (type === 'entity.parse.failed') {
       const t = transportError('malformed-json', BODY_LIMIT_BYTES);
@@ -123,4 +125,12 @@ export function buildApp(deps: AppDeps): express.Express {
     res.status(mapped.status).json(mapped.body);
   });
   return app;
+}
+
+function safeAppend(audit: AuditLog, event: Parameters<AuditLog['append']>[0], logger: AppLogger): void {
+  try {
+    audit.append(event);
+  } catch (err) {
+    logger.error({ err }, 'audit log refused an event');
+  }
 }

@@ -1,9 +1,11 @@
 /** The `kmsd` command line: start the daemon (default) or run a maintenance subcommand. */
 import { pino } from 'pino';
+import { runAuditCommand } from './audit/cli.js';
 import { ConfigError, USAGE, parseConfig } from './config.js';
 import { startKmsd } from './kmsd.js';
 
 export async function runMain(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  if (argv[0] === 'audit') return runAuditCommand(argv.slice(1));
   let config;
   try {
     config = parseConfig(argv, env);

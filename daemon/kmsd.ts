@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { createServer, type Server } from 'node:http';
 import { buildApp, type AppLogger } from './app.js';
+import { openAuditLog } from './audit/jsonl-audit.js';
 import type { KmsdConfig } from './config.js';
 import { rolePolicy } from './domain/access.js';
 import { AdjustableClock, systemClock } from './domain/clock.js';
@@ -17,6 +18,7 @@ import { KeyService } from './domain/keys.js';
 import type { Keystore } from './domain/ports.js';
 import { ensureBootstrapToken, tokenAuthenticator } from './domain/tokens.js';
 import { cryptoRoutes } from './http/crypto.js';
+import { auditRoutes } from './http/audit.js';
 import { iamRoutes } from './http/iam.js';
 import { openPkcs11Keystore } from './keystore/pkcs11.js';
 import { findSoftHsmModule, openSoftHsmKeystore } from './keystore/softhsm.js';
@@ -77,6 +79,8 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
   try {
     const store = await openLowdbStore(dataDir);
     cleanups.push(() => store.close());
+    const audit = await openAuditLog(dataDir, { logger: { warn: (message: string) => logger.warn({}, message) } });
+    cleanups.push(() => audit.close());
     const keystore = openConfiguredKeystore(config, dataDir, logger);
     cleanups.push(() => keystore.close());
     const testClock = config.unsafeTestClock ? new AdjustableClock() : undefined;
@@ -99,10 +103,11 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
       policy,
       now: () => clock.now(),
       folderOfKey: (keyId) => store.read((state) => state.keys[keyId]?.folderId),
+      audit,
       logger,
       version: VERSION,
       keystoreKind: keystore.kind,
-      extraRoutes: [...cryptoRoutes(new CryptoService(store, keystore), policy), ...iamRoutes(new IamService(store, clock, ids))],
+      extraRoutes: [...cryptoRoutes(new CryptoService(store, keystore), policy), ...iamRoutes(new IamService(store, clock, ids)), ...auditRoutes(audit)],
       ...(testClock !== undefined ? { testClock } : {}),
     });
     if (testClock !== undefined) logger.warn({}, 'UNSAFE: --unsafe-test-clock is on; POST /test/v1/clock:advance moves time');

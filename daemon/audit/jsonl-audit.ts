@@ -43,9 +43,10 @@ export function auditLogPath(dataDir: string): string {
  * The whole chain is checked on open, with the same rules as `kmsd audit verify`: we parse every
  * line for the in-memory index anyway, and continuing a chain whose past is broken would hide the
  * break behind fresh valid lines. What a crash can leave is repaired with a warning: a last line
- * without "\n" (a write torn by `kill -9` or power loss) and a last line that is not JSON at all
- * are cut off — neither was ever acknowledged, since `flush` only resolves after the "\n" is
- * fsynced. Anything else (an earlier bad line, a wrong seq/prev/hash anywhere) throws
+ * without "\n" (a write torn by `kill -9` or power loss; never acknowledged, since `flush` only
+ * resolves once the "\n" is fsynced) and a last line that is not JSON at all (what power loss
+ * leaves when the new file size reached the disk before the data, e.g. zeros) are cut off.
+ * Anything else (an earlier bad line, a wrong seq/prev/hash anywhere) throws
  * `CorruptAuditLogError`; the file is never reset.
  */
 export async function openAuditLog(dataDir: string, options: AuditLogOptions = {}): Promise<AuditLog> {
@@ -192,6 +193,11 @@ class JsonlAuditLog implements AuditLog {
     return done;
   }
 
+  /**
+   * Oldest first. Filters are exact matches, combined with AND; `from`/`to` compare instants, so
+   * any RFC 3339 offset or precision works. Events appear as soon as they are appended, before
+   * their flush completes. Bad paging or time arguments throw `INVALID_ARGUMENT`.
+   */
   query(query: AuditQuery): { events: ChainedAuditEvent[]; nextPageToken?: string } {
     const pageSize = query.pageSize === undefined || query.pageSize === 0 ? AUDIT_DEFAULT_PAGE_SIZE : query.pageSize;
     if (!Number.isInteger(pageSize) || pageSize < 0 || pageSize > AUDIT_MAX_PAGE_SIZE) {
@@ -209,6 +215,7 @@ class JsonlAuditLog implements AuditLog {
     for (let i = start; i < this.events.length; i++) {
       const event = this.events[i] as ChainedAuditEvent;
       const time = this.times[i] as number;
+      if (query.folderId !== undefined && event.folderId !== query.folderId) continue;
       if (query.keyId !== undefined && event.keyId !== query.keyId) continue;
       if (query.subject !== undefined && event.subject !== query.subject) continue;
       if (query.operation !== undefined && event.operation !== query.operation) continue;

@@ -143,8 +143,8 @@ export function dispatcher(routes: RouteDef[], deps: DispatcherDeps) {
     if (audit !== undefined && audited) {
       event.time = deps.now().toISOString();
       res.locals.audited = true;
-      audit.append(event);
       try {
+        audit.append(event);
         await audit.flush();
       } catch (err) {
         // An unrecorded call must not be acknowledged.

@@ -88,7 +88,7 @@ export async function api(
   path: string,
   body?: unknown,
   headers: Record<string, string> = {},
-): Promise<{ status: number; body: any }> {
+): Promise<{ status: number; body: any; requestId: string }> {
   const init: RequestInit = { method, headers: { authorization: `Bearer ${base.token}`, ...headers } };
   if (body !== undefined) {
     init.body = typeof body === 'string' ? body : JSON.stringify(body);
@@ -102,5 +102,5 @@ export async function api(
   } catch {
     // non-JSON bodies are returned as text
   }
-  return { status: response.status, body: parsed };
+  return { status: response.status, body: parsed, requestId: response.headers.get('x-request-id') ?? '' };
 }
