@@ -3,7 +3,7 @@
  * decoding so the limits are the documented byte counts (plaintext ≤ 32768, each AAD ≤ 8192).
  */
 import type { AccessPolicy } from '../domain/access.js';
-import { MAX_AAD_BYTES, MAX_PLAINTEXT_BYTES, type CryptoService } from '../domain/crypto.js';
+import { MAX_AAD_BYTES, MAX_PLAINTEXT_BYTES, decodeCiphertext, type CryptoService } from '../domain/crypto.js';
 import type { Algorithm } from '../domain/model.js';
 import type { RequestContext, RouteDef } from './router.js';
 import { decodeBase64 } from './validation.js';
@@ -14,6 +14,15 @@ const MAX_CIPHERTEXT_BYTES = 48 * 1024;
 const keyTarget = (ctx: RequestContext) => ({ keyId: ctx.params.keyId ?? '' });
 const keyIdOf = (ctx: RequestContext) => ctx.params.keyId ?? '';
 const b64 = (bytes: Buffer) => bytes.toString('base64');
+
+/** Records the version a ciphertext names, so a refused decrypt is audited with it. */
+function noteCiphertextVersion(ctx: RequestContext, ciphertext: Buffer): void {
+  try {
+    ctx.audit.versionId = decodeCiphertext(ciphertext).versionId;
+  } catch {
+    // malformed: the decrypt itself reports it
+  }
+}
 
 export function cryptoRoutes(crypto: CryptoService, policy: AccessPolicy): RouteDef[] {
   return [
@@ -46,11 +55,9 @@ export function cryptoRoutes(crypto: CryptoService, policy: AccessPolicy): Route
       target: keyTarget,
       handler: (ctx) => {
         const body = ctx.body as { aadContext?: string; ciphertext: string };
-        const result = crypto.decrypt(
-          keyIdOf(ctx),
-          decodeBase64('ciphertext', body.ciphertext, MAX_CIPHERTEXT_BYTES),
-          decodeBase64('aadContext', body.aadContext, MAX_AAD_BYTES),
-        );
+        const ciphertext = decodeBase64('ciphertext', body.ciphertext, MAX_CIPHERTEXT_BYTES);
+        noteCiphertextVersion(ctx, ciphertext);
+        const result = crypto.decrypt(keyIdOf(ctx), ciphertext, decodeBase64('aadContext', body.aadContext, MAX_AAD_BYTES));
         try {
           return { body: { keyId: result.keyId, versionId: result.versionId, plaintext: b64(result.plaintext) } };
         } finally {

@@ -19,6 +19,8 @@ export interface RequestContext<B = unknown> {
   params: Record<string, string>;
   query: Record<string, string>;
   body: B;
+  /** Facts a handler learns that belong in the audit event even if the call then fails. */
+  audit: { versionId?: string };
 }
 
 export interface RouteResult {
@@ -94,6 +96,7 @@ export function dispatcher(routes: RouteDef[], deps: DispatcherDeps) {
     };
     if (req.socket.remoteAddress !== undefined) event.remoteAddress = req.socket.remoteAddress;
     let audited = true;
+    let annotations: RequestContext['audit'] = {};
     let outcome: { ok: true; result: RouteResult } | { ok: false; error: unknown };
     try {
       const path = req.path;
@@ -119,6 +122,8 @@ export function dispatcher(routes: RouteDef[], deps: DispatcherDeps) {
         if (!ID_PATTERN.test(value)) throw invalidArgument(name, `"${value}" is not a valid id (lowercase letters, digits, "-" and "_", at most 50 characters)`);
         params[name] = value;
       });
+      // Known before authentication, so that refused calls are still attributed to their key.
+      if (params.keyId !== undefined) event.keyId = params.keyId;
       const caller = def.permission === 'public' ? { subject: 'anonymous' } : authenticateRequest(req, authenticate);
       const ctx: RequestContext = {
         requestId: String(res.locals.requestId),
@@ -126,7 +131,9 @@ export function dispatcher(routes: RouteDef[], deps: DispatcherDeps) {
         params,
         query: readQuery(req, def),
         body: readBody(req, def),
+        audit: {},
       };
+      annotations = ctx.audit;
       res.locals.caller = caller.subject;
       event.subject = caller.subject;
       const target = def.target?.(ctx) ?? {};
@@ -140,6 +147,7 @@ export function dispatcher(routes: RouteDef[], deps: DispatcherDeps) {
       event.result = err instanceof KmsError ? err.code : 'INTERNAL';
       outcome = { ok: false, error: err };
     }
+    if (annotations.versionId !== undefined) event.versionId = annotations.versionId;
     if (audit !== undefined && audited) {
       event.time = deps.now().toISOString();
       res.locals.audited = true;

@@ -4,6 +4,8 @@
  * out from Yandex Cloud's method → role table, not derived from the daemon's own role map.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { api } from '../support/daemon.js';
 import { startTestKmsd, type TestKmsd } from '../support/kmsd.js';
 
@@ -117,6 +119,24 @@ const CASES: RouteCase[] = [
 const UNGUARDED = ['Health.Get'];
 
 let folderBindings: unknown[] = [];
+/** Every matrix call, to check afterwards that each produced exactly one audit event. */
+const calls: { requestId: string; operationId: string; subject: string; status: number; code?: number; keyId?: string }[] = [];
+const subjects = new Map<string, string>();
+const CODE_NAMES: Record<number, string> = { 3: 'INVALID_ARGUMENT', 5: 'NOT_FOUND', 6: 'ALREADY_EXISTS', 7: 'PERMISSION_DENIED', 9: 'FAILED_PRECONDITION', 16: 'UNAUTHENTICATED' };
+
+async function matrixCall(token: string, route: RouteCase, f: Fixture) {
+  const { method, path, body } = route.request(f);
+  const res = await api({ url: kmsd.url, token }, method, path, body);
+  calls.push({
+    requestId: res.requestId,
+    operationId: route.operationId,
+    subject: subjects.get(token) ?? 'anonymous',
+    status: res.status,
+    ...(res.status >= 400 ? { code: res.body.code as number } : {}),
+    ...(route.keyScoped ? { keyId: f.keyId } : {}),
+  });
+  return res;
+}
 const folderTokens = new Map<Role, string>();
 const keyTokens = new Map<Role, string>();
 let otherFolderAdmin = '';
@@ -126,6 +146,7 @@ async function subjectWithToken(name: string): Promise<{ subject: { type: 'servi
   expect(sa.status).toBe(200);
   const token = await admin('POST', '/iam/v1/tokens', { subject: `serviceAccount:${sa.body.id}` });
   expect(token.status).toBe(200);
+  subjects.set(token.body.token, `serviceAccount:${sa.body.id}`);
   return { subject: { type: 'serviceAccount', id: sa.body.id }, token: token.body.token };
 }
 
@@ -189,8 +210,7 @@ describe.each(CASES)('$operationId', (route) => {
   it.each(ROLES)('with %s on the folder', async (role) => {
     const f = await fixture();
     await prepare(route.operationId, f);
-    const { method, path, body } = route.request(f);
-    const res = await api({ url: kmsd.url, token: folderTokens.get(role)! }, method, path, body);
+    const res = await matrixCall(folderTokens.get(role)!, route, f);
     if (route.allowed.includes(role)) {
       expect([401, 403]).not.toContain(res.status);
       expect(res.status).toBeLessThan(500);
@@ -206,8 +226,7 @@ describe.each(CASES)('$operationId', (route) => {
     });
     expect(bound.status).toBe(200);
     await prepare(route.operationId, f);
-    const { method, path, body } = route.request(f);
-    const res = await api({ url: kmsd.url, token: keyTokens.get(role)! }, method, path, body);
+    const res = await matrixCall(keyTokens.get(role)!, route, f);
     // A key binding grants key-scoped calls only; calls open to any authenticated subject stay open.
     if ((route.keyScoped || route.allowed === ALL) && route.allowed.includes(role)) {
       expect([401, 403]).not.toContain(res.status);
@@ -227,11 +246,11 @@ describe.each(CASES)('$operationId', (route) => {
     expect(anonymous.status).toBe(401);
     const revoked = await admin('POST', '/iam/v1/tokens', { subject: 'userAccount:revoked-user' });
     await admin('DELETE', `/iam/v1/tokens/${revoked.body.id}`);
-    const withRevoked = await api({ url: kmsd.url, token: revoked.body.token }, method, path, body);
+    const withRevoked = await matrixCall(revoked.body.token, route, f);
     expect(withRevoked.status).toBe(401);
     expect(withRevoked.body.message).toBe('the token is not valid');
     if (route.allowed !== ALL) {
-      const res = await api({ url: kmsd.url, token: otherFolderAdmin }, method, path, body);
+      const res = await matrixCall(otherFolderAdmin, route, f);
       expect(res.status).toBe(403);
     }
   });
@@ -307,6 +326,31 @@ describe('access administration input', () => {
     expect((await admin('DELETE', `/iam/v1/serviceAccounts/${user.subject.id}`)).status).toBe(200);
     expect((await api({ url: kmsd.url, token: user.token }, 'GET', `/kms/v1/keys/${f.keyId}`)).status).toBe(401);
     expect((await admin('GET', `/kms/v1/keys/${f.keyId}:listAccessBindings`)).body.accessBindings).toEqual([]);
+  });
+});
+
+describe('audit of the matrix', () => {
+  it('every matrix call produced exactly one audit event with the right fields', async () => {
+    expect(calls.length).toBeGreaterThan(400);
+    // Events are durable before the answer; read the file itself.
+    const lines = readFileSync(join(kmsd.dataDir, 'audit.log'), 'utf8').trim().split('\n');
+    const byRequest = new Map<string, any[]>();
+    for (const line of lines) {
+      const event = JSON.parse(line);
+      byRequest.set(event.requestId, [...(byRequest.get(event.requestId) ?? []), event]);
+    }
+    for (const call of calls) {
+      const events = byRequest.get(call.requestId) ?? [];
+      expect(events).toHaveLength(1);
+      const event = events[0];
+      expect(event).toMatchObject({ operation: call.operationId, subject: call.subject, result: call.status < 400 ? 'OK' : CODE_NAMES[call.code!] });
+      if (call.keyId !== undefined && call.status !== 401) {
+        expect(event.keyId).toBe(call.keyId);
+        expect(event.folderId).toBe(FOLDER);
+      }
+      expect(Date.parse(event.time)).not.toBeNaN();
+      expect(event.remoteAddress).toMatch(/127\.0\.0\.1/);
+    }
   });
 });
 
