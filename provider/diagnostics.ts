@@ -67,3 +67,11 @@ export function failureDiag(summary: string, err: unknown, path?: PathStep[]): D
   if (e.name === 'KmsUnreachableError') return errorDiag(summary, e.message, path);
   return errorDiag(summary, `unexpected error: ${e.message ?? String(err)}`, path);
 }
+
+/** The error for resource calls made while the provider has no usable client. */
+export function notConfiguredDiag(): Diagnostic {
+  return errorDiag(
+    'Provider not configured',
+    'The kms provider has no usable endpoint and token; see the errors from the provider configuration.',
+  );
+}

@@ -6,17 +6,26 @@
  */
 import { CodecError, ctyTypeJson, type CtyType, type PathStep } from './codec/cty.js';
 import { decodeDynamicValue, decodeJsonValue, encodeDynamicValue, type DynamicValueMessage } from './codec/dynamic-value.js';
-import { isObject, type TfObject, type TfValue } from './codec/values.js';
+import { isObject, isWhollyKnown, type TfObject, type TfValue } from './codec/values.js';
 import { errorDiag, hasErrors, type Diagnostic } from './diagnostics.js';
 import { configureProvider, validateProviderConfig } from './provider-config.js';
 import type { ProtoMessage } from './protocol/definitions.js';
 import { log } from './protocol/log.js';
-import type { ManagedResource, ProviderContext } from './resources/resource.js';
+import { symmetricKeyDataSource } from './resources/data_source_symmetric_key.js';
+import type { DataSource, ManagedResource, ProviderContext } from './resources/resource.js';
+import { secretCiphertextResource } from './resources/secret_ciphertext.js';
 import { symmetricKeyResource } from './resources/symmetric_key.js';
+import { iamBindingResource } from './resources/symmetric_key_iam_binding.js';
+import { iamMemberResource } from './resources/symmetric_key_iam_member.js';
 import { impliedType, providerSchemas, type Schema, type SchemaBlock } from './schema.js';
 
 /** Every managed resource type this provider serves, by type name. */
-export const RESOURCES: ReadonlyMap<string, ManagedResource> = new Map([[symmetricKeyResource.typeName, symmetricKeyResource]]);
+export const RESOURCES: ReadonlyMap<string, ManagedResource> = new Map(
+  [symmetricKeyResource, iamBindingResource, iamMemberResource, secretCiphertextResource].map((r) => [r.typeName, r]),
+);
+
+/** Every data source type this provider serves, by type name. */
+export const DATA_SOURCES: ReadonlyMap<string, DataSource> = new Map([symmetricKeyDataSource].map((d) => [d.typeName, d]));
 
 const SEVERITY = { error: 1, warning: 2 } as const;
 const NESTING = { single: 1, list: 2, set: 3, map: 4, group: 5 } as const;
@@ -115,6 +124,10 @@ function unknownResource(typeName: unknown): Diagnostic {
   return errorDiag('Unknown resource type', `The kms provider has no resource type ${JSON.stringify(typeName)}.`);
 }
 
+function unknownDataSource(typeName: unknown): Diagnostic {
+  return errorDiag('Unknown data source', `The kms provider has no data source ${JSON.stringify(typeName)}.`);
+}
+
 function withDiagnostics(response: ProtoMessage, diags: Diagnostic[]): ProtoMessage {
   return { ...response, diagnostics: diags.map(diagnosticToProto) };
 }
@@ -136,6 +149,17 @@ export function createProviderHandlers(env: NodeJS.ProcessEnv = process.env): Re
     if (!schema) throw new Error(`resource ${name} is missing from schemas/provider.schema.json`);
     resourceTypes.set(resource.typeName, impliedType(schema.block));
   }
+  const dataTypes = new Map<string, CtyType>();
+  for (const [name, dataSource] of DATA_SOURCES) {
+    const schema = providerSchemas.data_source_schemas?.[name];
+    if (!schema) throw new Error(`data source ${name} is missing from schemas/provider.schema.json`);
+    dataTypes.set(dataSource.typeName, impliedType(schema.block));
+  }
+  const lookupData = (typeName: unknown): { dataSource: DataSource; type: CtyType } | undefined => {
+    const dataSource = DATA_SOURCES.get(String(typeName));
+    const type = dataTypes.get(String(typeName));
+    return dataSource && type ? { dataSource, type } : undefined;
+  };
   const lookup = (typeName: unknown): { resource: ManagedResource; type: CtyType } | undefined => {
     const resource = RESOURCES.get(String(typeName));
     const type = resourceTypes.get(String(typeName));
@@ -148,7 +172,7 @@ export function createProviderHandlers(env: NodeJS.ProcessEnv = process.env): Re
       Promise.resolve({
         server_capabilities: SERVER_CAPABILITIES,
         resources: [...RESOURCES.keys()].map((type_name) => ({ type_name })),
-        data_sources: [],
+        data_sources: [...DATA_SOURCES.keys()].map((type_name) => ({ type_name })),
         diagnostics: [],
       }),
 
@@ -189,11 +213,34 @@ export function createProviderHandlers(env: NodeJS.ProcessEnv = process.env): Re
       return Promise.resolve(withDiagnostics({}, diags));
     },
 
-    ValidateDataResourceConfig: (req) =>
-      Promise.resolve(withDiagnostics({}, [errorDiag('Unknown data source', `The kms provider has no data source ${JSON.stringify(req['type_name'])}.`)])),
+    ValidateDataResourceConfig: (req) => {
+      const found = lookupData(req['type_name']);
+      if (!found) return Promise.resolve(withDiagnostics({}, [unknownDataSource(req['type_name'])]));
+      const diags: Diagnostic[] = [];
+      const config = decodeObject(req['config'], found.type, 'the data source configuration', diags);
+      if (config) diags.push(...found.dataSource.validate(config));
+      return Promise.resolve(withDiagnostics({}, diags));
+    },
 
-    ReadDataSource: (req) =>
-      Promise.resolve(withDiagnostics({}, [errorDiag('Unknown data source', `The kms provider has no data source ${JSON.stringify(req['type_name'])}.`)])),
+    ReadDataSource: async (req) => {
+      const found = lookupData(req['type_name']);
+      if (!found) return withDiagnostics({}, [unknownDataSource(req['type_name'])]);
+      const diags: Diagnostic[] = [];
+      const config = decodeObject(req['config'], found.type, 'the data source configuration', diags);
+      if (!config) {
+        if (config === null) diags.push(errorDiag('Cannot read the data source', 'The configuration is null.'));
+        return withDiagnostics({}, diags);
+      }
+      // Core reads a data source only once its config is wholly known (otherwise it waits for
+      // apply), so an unknown here is a core bug, not a user error; refuse rather than guess.
+      if (!isWhollyKnown(config)) {
+        return withDiagnostics({}, [errorDiag('Cannot read the data source', 'Its configuration is not wholly known yet.')]);
+      }
+      const result = await found.dataSource.read(config, ctx);
+      diags.push(...result.diagnostics);
+      if (result.state === null || hasErrors(diags)) return withDiagnostics({}, diags);
+      return withDiagnostics({ state: encodeState(result.state, found.type, diags) }, diags);
+    },
 
     UpgradeResourceState: (req) => {
       const typeName = req['type_name'];

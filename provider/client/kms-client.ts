@@ -82,6 +82,29 @@ export interface Operation<R = unknown> {
   error?: { code: number; message: string; details?: unknown[] };
 }
 
+/** Subject kinds an access binding can name. */
+export type SubjectType = 'serviceAccount' | 'userAccount';
+
+/** One access binding: a role granted to a subject. */
+export interface AccessBinding {
+  roleId: string;
+  /** `type` is a {@link SubjectType} for everything this daemon issues; kept open for reading. */
+  subject: { id: string; type: string };
+}
+
+/** One change of `POST …:updateAccessBindings`. */
+export interface AccessBindingDelta {
+  action: 'ADD' | 'REMOVE';
+  accessBinding: AccessBinding;
+}
+
+/** Result of `POST /kms/v1/keys/{keyId}:encrypt`; ciphertext is base64. */
+export interface EncryptResult {
+  keyId: string;
+  versionId: string;
+  ciphertext: string;
+}
+
 /** The daemon answered with an error (non-2xx, or an operation that finished with an error). */
 export class KmsApiError extends Error {
   constructor(
@@ -179,6 +202,37 @@ export class KmsClient {
     if (op.error) throw new KmsApiError(op.error.code, op.error.message, 200, op.error.details);
     const id = op.metadata?.['newPrimaryVersionId'];
     return typeof id === 'string' ? id : undefined;
+  }
+
+  /** `GET /kms/v1/keys/{keyId}:listAccessBindings`, every page. */
+  async listKeyAccessBindings(keyId: string): Promise<AccessBinding[]> {
+    const bindings: AccessBinding[] = [];
+    let pageToken: string | undefined;
+    do {
+      const q = new URLSearchParams({ pageSize: '1000' });
+      if (pageToken) q.set('pageToken', pageToken);
+      const page = await this.request<{ accessBindings?: AccessBinding[]; nextPageToken?: string }>(
+        'GET',
+        `/kms/v1/keys/${encodeURIComponent(keyId)}:listAccessBindings?${q.toString()}`,
+      );
+      bindings.push(...(page.accessBindings ?? []));
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+    return bindings;
+  }
+
+  /** `POST /kms/v1/keys/{keyId}:updateAccessBindings`; resolves when the operation is done. */
+  async updateKeyAccessBindings(keyId: string, accessBindingDeltas: AccessBindingDelta[]): Promise<void> {
+    const op = await this.request<Operation>('POST', `/kms/v1/keys/${encodeURIComponent(keyId)}:updateAccessBindings`, { accessBindingDeltas });
+    if (op.error) throw new KmsApiError(op.error.code, op.error.message, 200, op.error.details);
+  }
+
+  /** `POST /kms/v1/keys/{keyId}:encrypt` with the primary version. Inputs are raw bytes. */
+  async encrypt(keyId: string, plaintext: Uint8Array, aadContext?: Uint8Array): Promise<EncryptResult> {
+    return this.request('POST', `/kms/v1/keys/${encodeURIComponent(keyId)}:encrypt`, {
+      plaintext: Buffer.from(plaintext).toString('base64'),
+      ...(aadContext !== undefined && { aadContext: Buffer.from(aadContext).toString('base64') }),
+    });
   }
 
   private operationResult<R>(op: Operation<R>): R {

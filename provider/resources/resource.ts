@@ -53,3 +53,10 @@ export interface ManagedResource {
   read(current: TfObject, ctx: ProviderContext): Promise<StateResult>;
   importState(id: string, ctx: ProviderContext): StateResult;
 }
+
+/** One data source type. The RPC layer only calls `read` with a wholly known config. */
+export interface DataSource {
+  readonly typeName: string;
+  validate(config: TfObject): Diagnostic[];
+  read(config: TfObject, ctx: ProviderContext): Promise<StateResult>;
+}

@@ -15,7 +15,7 @@ import {
 import type { PathStep } from '../codec/cty.js';
 import { formatGoDuration, goDurationSeconds, parseApiDuration, sameGoDuration, toApiDuration } from '../codec/duration.js';
 import { isObject, isUnknown, UNKNOWN, valuesEqual, type TfObject, type TfValue } from '../codec/values.js';
-import { attrPath, errorDiag, failureDiag, type Diagnostic } from '../diagnostics.js';
+import { attrPath, errorDiag, failureDiag, notConfiguredDiag, type Diagnostic } from '../diagnostics.js';
 import type { ApplyRequest, ManagedResource, PlanRequest, PlanResult, ProviderContext, StateResult } from './resource.js';
 
 /** Terraform type name. */
@@ -267,13 +267,6 @@ export function updateFields(prior: TfObject, planned: TfObject): UpdateSymmetri
   return fields;
 }
 
-function notConfigured(): Diagnostic {
-  return errorDiag(
-    'Provider not configured',
-    'The kms provider has no usable endpoint and token; see the errors from the provider configuration.',
-  );
-}
-
 async function createKey(planned: TfObject, ctx: ProviderContext & { client: NonNullable<ProviderContext['client']> }): Promise<StateResult> {
   const folderId = str(planned['folder_id']);
   if (folderId === undefined) {
@@ -308,7 +301,7 @@ async function createKey(planned: TfObject, ctx: ProviderContext & { client: Non
 async function applySymmetricKey(request: ApplyRequest, ctx: ProviderContext): Promise<StateResult> {
   const { prior, planned } = request;
   const client = ctx.client;
-  if (!client) return { state: prior, diagnostics: [notConfigured()] };
+  if (!client) return { state: prior, diagnostics: [notConfiguredDiag()] };
   const withClient = { ...ctx, client };
   if (planned === null) {
     const id = str(prior?.['id']);
@@ -343,7 +336,7 @@ async function applySymmetricKey(request: ApplyRequest, ctx: ProviderContext): P
 
 async function readSymmetricKey(current: TfObject, ctx: ProviderContext): Promise<StateResult> {
   const id = str(current['id']);
-  if (!ctx.client) return { state: current, diagnostics: [notConfigured()] };
+  if (!ctx.client) return { state: current, diagnostics: [notConfiguredDiag()] };
   if (id === undefined || id === '') return { state: null, diagnostics: [] };
   try {
     return { state: keyToState(await ctx.client.getKey(id), current), diagnostics: [] };

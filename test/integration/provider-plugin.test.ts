@@ -96,9 +96,16 @@ describe('provider plugin process', () => {
     const schema = (await call(client, 'tfplugin6.Provider', 'GetProviderSchema', {})) as {
       provider: { block: { attributes: { name: string }[] } };
       resource_schemas: Record<string, unknown>;
+      data_source_schemas: Record<string, unknown>;
     };
     expect(schema.provider.block.attributes.map((a) => a.name)).toEqual(['endpoint', 'folder_id', 'token']);
-    expect(Object.keys(schema.resource_schemas)).toEqual(['kms_symmetric_key']);
+    expect(Object.keys(schema.resource_schemas).sort()).toEqual([
+      'kms_secret_ciphertext',
+      'kms_symmetric_key',
+      'kms_symmetric_key_iam_binding',
+      'kms_symmetric_key_iam_member',
+    ]);
+    expect(Object.keys(schema.data_source_schemas)).toEqual(['kms_symmetric_key']);
 
     // An RPC the provider does not implement is UNIMPLEMENTED, not a crash.
     await expect(call(client, 'tfplugin6.Provider', 'GetResourceIdentitySchemas', {})).rejects.toMatchObject({ code: 12 });
