@@ -5,7 +5,7 @@
 import { ROLES, folderResource, keyResource, subjectOf } from './access.js';
 import { KmsError, invalidArgument, notFound } from './errors.js';
 import { liveKey } from './keys.js';
-import type { AccessBinding, KmsState, OperationRecord, ServiceAccountRecord, SubjectType } from './model.js';
+import type { AccessBinding, KmsState, OperationRecord, ServiceAccountRecord } from './model.js';
 import type { Caller, Clock, IdGenerator, Store } from './ports.js';
 import { hashToken, newToken } from './tokens.js';
 import { operationView, type OperationView } from './views.js';
@@ -166,7 +166,7 @@ function checkBinding(state: Readonly<KmsState>, field: string, binding: AccessB
 }
 
 function copyBinding(binding: AccessBinding): AccessBinding {
-  return { roleId: binding.roleId, subject: { id: binding.subject.id, type: binding.subject.type as SubjectType } };
+  return { roleId: binding.roleId, subject: { id: binding.subject.id, type: binding.subject.type } };
 }
 
 function dedupe(bindings: AccessBinding[]): AccessBinding[] {

@@ -118,7 +118,7 @@ const CASES: RouteCase[] = [
 /** Routes without a role matrix: health needs no token. */
 const UNGUARDED = ['Health.Get'];
 
-let folderBindings: unknown[] = [];
+const folderBindings: unknown[] = [];
 /** Every matrix call, to check afterwards that each produced exactly one audit event. */
 const calls: { requestId: string; operationId: string; subject: string; status: number; code?: number; keyId?: string }[] = [];
 const subjects = new Map<string, string>();
@@ -330,7 +330,7 @@ describe('access administration input', () => {
 });
 
 describe('audit of the matrix', () => {
-  it('every matrix call produced exactly one audit event with the right fields', async () => {
+  it('every matrix call produced exactly one audit event with the right fields', () => {
     expect(calls.length).toBeGreaterThan(400);
     // Events are durable before the answer; read the file itself.
     const lines = readFileSync(join(kmsd.dataDir, 'audit.log'), 'utf8').trim().split('\n');
