@@ -63,7 +63,7 @@ describe('openAuditLog: append, flush, reopen', () => {
     expect(lines[1]!.prev).toBe(lines[0]!.hash);
     expect(lines[2]!.prev).toBe(lines[1]!.hash);
     for (const line of lines) expect(line.hash).toBe(hashEvent(line));
-    expect(lines[0]).toMatchObject(event(1));
+    expect(lines[0]).toMatchObject({ ...event(1) });
     await log.close();
     expect(verifyAuditLog(auditLogPath(dataDir))).toEqual({ ok: true, events: 3 });
   });

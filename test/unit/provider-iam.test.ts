@@ -70,7 +70,7 @@ describe('kms_symmetric_key_iam_binding plan', () => {
     expect(res.planned).toEqual({ ...cfg, id: 'k1/kms.viewer' });
   });
 
-  it.each([['symmetric_key_id', 'k2'], ['role', 'kms.admin'], ['symmetric_key_id', UNKNOWN]] as const)('replaces when %s becomes %s', (name, value) => {
+  it.each<[string, TfObject[string]]>([['symmetric_key_id', 'k2'], ['role', 'kms.admin'], ['symmetric_key_id', UNKNOWN]])('replaces when %s becomes %s', (name, value) => {
     const cfg = binding({ [name]: value });
     const res = planIamBinding({ prior, proposed: { ...cfg, id: prior['id'] ?? null }, config: cfg });
     expect(res.requiresReplace.map(formatPath)).toEqual([name]);
