@@ -1,11 +1,10 @@
 // Access control declared in Terraform, on each real CLI: an authoritative binding, an additive
 // member, a ciphertext made by Terraform, and the data source; imports plan clean; removing the
 // binding removes the access, as the subject's own token shows through the REST API.
-import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { expect, it } from '@jest/globals';
 import { describeEachCli } from '../support/cli.js';
 import { api } from '../support/daemon.js';
-import type { Kms } from './fixtures.js';
-import { E2E_TIMEOUT, config, keyResource, startKms, uniqueFolder, workspaceFor } from './fixtures.js';
+import { E2E_TIMEOUT, config, keyResource, useKms, uniqueFolder, workspaceFor } from './fixtures.js';
 
 function accessHcl(serviceAccountId: string, withBinding: boolean): string {
   const member = `serviceAccount:${serviceAccountId}`;
@@ -44,15 +43,7 @@ data "kms_symmetric_key" "by_name" {
 }
 
 describeEachCli('access control and secrets in Terraform', (cli) => {
-  let kms: Kms;
-
-  beforeAll(async () => {
-    kms = await startKms();
-  }, E2E_TIMEOUT);
-
-  afterAll(async () => {
-    await kms?.stop();
-  });
+  const kms = useKms();
 
   it(
     'binding → member → ciphertext → data source; imports plan clean; removing the binding removes access',

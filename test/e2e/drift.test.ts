@@ -1,20 +1,11 @@
 // Changes made outside Terraform (through the REST API) show up in the next plan — exactly
 // them, nothing more.
-import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { expect, it } from '@jest/globals';
 import { actionsByAddress, describeEachCli } from '../support/cli.js';
-import type { Kms } from './fixtures.js';
-import { E2E_TIMEOUT, config, keyResource, startKms, uniqueFolder, workspaceFor } from './fixtures.js';
+import { E2E_TIMEOUT, config, keyResource, useKms, uniqueFolder, workspaceFor } from './fixtures.js';
 
 describeEachCli('drift detection', (cli) => {
-  let kms: Kms;
-
-  beforeAll(async () => {
-    kms = await startKms();
-  }, E2E_TIMEOUT);
-
-  afterAll(async () => {
-    await kms?.stop();
-  });
+  const kms = useKms();
 
   it(
     'detects a key changed and a key deleted through the REST API',

@@ -1,12 +1,12 @@
 // The shipped examples work as documented: the HCL one under each CLI, and the CDKTF app
 // synthesized with plain node and applied by each CLI.
-import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { beforeAll, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT, Workspace, describeEachCli } from '../support/cli.js';
 import type { Kms } from './fixtures.js';
-import { E2E_TIMEOUT, startKms, uniqueFolder, workspaceFor } from './fixtures.js';
+import { E2E_TIMEOUT, useKms, uniqueFolder, workspaceFor } from './fixtures.js';
 
 const CDKTF_MAIN = join(REPO_ROOT, 'dist', 'examples', 'cdktf', 'main.js');
 const STACK = 'kms-keys';
@@ -30,15 +30,7 @@ async function unprotectAll(kms: Kms, ws: Workspace): Promise<void> {
 }
 
 describeEachCli('examples', (cli) => {
-  let kms: Kms;
-
-  beforeAll(async () => {
-    kms = await startKms();
-  }, E2E_TIMEOUT);
-
-  afterAll(async () => {
-    await kms?.stop();
-  });
+  const kms = useKms();
 
   it(
     'examples/terraform/basic applies and then plans clean',

@@ -1,5 +1,6 @@
 // Shared pieces of the end-to-end scenarios: the daemon, its REST API (to act "outside
 // Terraform"), and small HCL builders.
+import { afterAll, beforeAll } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { startDaemon } from '../support/daemon.js';
@@ -91,6 +92,36 @@ export async function startKms(): Promise<Kms> {
       await daemon.stop();
       rmSync(daemon.dataDir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * One daemon for the enclosing describe block: started before its tests, stopped after. The
+ * returned object reads through to the running daemon, so tests use it like a started `Kms`.
+ */
+export function useKms(): Kms {
+  let started: Kms | undefined;
+  beforeAll(async () => {
+    started = await startKms();
+  }, E2E_TIMEOUT);
+  afterAll(async () => {
+    await started?.stop();
+  });
+  const running = (): Kms => {
+    if (started === undefined) throw new Error('the daemon of this suite is not running');
+    return started;
+  };
+  return {
+    get url() {
+      return running().url;
+    },
+    get token() {
+      return running().token;
+    },
+    get rest() {
+      return running().rest;
+    },
+    stop: () => running().stop(),
   };
 }
 

@@ -1,20 +1,11 @@
 // Value semantics users rely on: equal durations, {} vs omitted labels, empty label values,
 // deletion protection.
-import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { expect, it } from '@jest/globals';
 import { describeEachCli } from '../support/cli.js';
-import type { Kms } from './fixtures.js';
-import { E2E_TIMEOUT, config, keyResource, startKms, uniqueFolder, workspaceFor } from './fixtures.js';
+import { E2E_TIMEOUT, config, keyResource, useKms, uniqueFolder, workspaceFor } from './fixtures.js';
 
 describeEachCli('kms_symmetric_key value semantics', (cli) => {
-  let kms: Kms;
-
-  beforeAll(async () => {
-    kms = await startKms();
-  }, E2E_TIMEOUT);
-
-  afterAll(async () => {
-    await kms?.stop();
-  });
+  const kms = useKms();
 
   it(
     'never diffs between equal rotation periods ("24h", "1440m", "86400s")',

@@ -1,9 +1,9 @@
 // Bad configuration fails at validate and plan, before anything is created, and the error
 // points at the attribute.
-import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { expect, it } from '@jest/globals';
 import { describeEachCli } from '../support/cli.js';
-import type { HclValue, Kms } from './fixtures.js';
-import { E2E_TIMEOUT, config, keyResource, startKms, uniqueFolder, workspaceFor } from './fixtures.js';
+import type { HclValue } from './fixtures.js';
+import { E2E_TIMEOUT, config, keyResource, useKms, uniqueFolder, workspaceFor } from './fixtures.js';
 
 interface JsonDiagnostic {
   severity: string;
@@ -28,15 +28,7 @@ const BAD_CONFIGS: { case: string; line: string; attrs: Record<string, HclValue>
 ];
 
 describeEachCli('configuration validation', (cli) => {
-  let kms: Kms;
-
-  beforeAll(async () => {
-    kms = await startKms();
-  }, E2E_TIMEOUT);
-
-  afterAll(async () => {
-    await kms?.stop();
-  });
+  const kms = useKms();
 
   it.each(BAD_CONFIGS)(
     'rejects $case at validate and plan, pointing at the attribute',
