@@ -1,0 +1,281 @@
+/**
+ * Data plane over HTTP: encrypt and decrypt of 256 B and 4 KiB at a fixed number of connections
+ * with autocannon, against kmsd (an AES_256 key, wrapped, and an AES_256_HSM key), a bare
+ * node:http server doing the same AES-GCM call (bench/raw-server.ts, the ceiling for this
+ * runtime) and local-kms (the Go AWS KMS emulator). Each server runs alone, pinned to CPU 0 while
+ * this process (the load) is pinned to CPU 1, when taskset and two cores are there.
+ *
+ * Per target, operation and size: `runs` peak runs (ops/s, p50 and p99 latency at peak), then
+ * `runs` runs at a fixed rate of half the median peak (autocannon overallRate) for p99 there.
+ */
+import autocannon from 'autocannon';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { api, newTestToken, tempDir } from '../test/support/daemon.js';
+import { startBenchDaemon, stopChild } from './kmsd.js';
+import { ensureLocalKms, startLocalKms, trent, type LocalKmsBinary } from './local-kms.js';
+import { REPO_ROOT } from './paths.js';
+import { figure, type Figure } from './stats.js';
+import { pinProcess } from './system.js';
+
+export type Operation = 'encrypt' | 'decrypt';
+
+export interface DataPlaneOptions {
+  /** Seconds per peak run and per fixed-rate run. */
+  seconds: number;
+  rateSeconds: number;
+  warmupSeconds: number;
+  connections: number;
+  runs: number;
+  sizes: number[];
+  /** Try `go install` for local-kms when it is not in the tools cache. */
+  buildLocalKms: boolean;
+  /** Pin servers to CPU 0 and the load to CPU 1. */
+  pin: boolean;
+  /** Write a V8 CPU profile of each kmsd into this directory (--cpu-prof). */
+  profileDir?: string;
+  /** Only these targets (names as in the results); all when undefined. */
+  targets?: string[];
+  log: (line: string) => void;
+}
+
+export interface DataPlaneCase {
+  target: string;
+  operation: Operation;
+  size: number;
+  peakOpsPerSecond: Figure;
+  p50MsAtPeak: Figure;
+  p99MsAtPeak: Figure;
+  /** The fixed rate: half the median peak. */
+  halfRate: number;
+  achievedOpsPerSecondAtHalfRate: Figure;
+  p99MsAtHalfRate: Figure;
+  /** Non-2xx answers, socket errors and timeouts over all runs of the case (should be 0). */
+  failures: number;
+}
+
+export interface DataPlaneResult {
+  connections: number;
+  seconds: number;
+  rateSeconds: number;
+  pinned: boolean;
+  localKms: { available: boolean; detail: string };
+  cases: DataPlaneCase[];
+  /** Targets that could not be run, with the reason. */
+  skipped: Record<string, string>;
+}
+
+interface RequestShape {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** One server under test: what to send for an operation and size, and how to stop it. */
+interface Target {
+  name: string;
+  request(operation: Operation, size: number): Promise<RequestShape>;
+  stop(): Promise<void>;
+}
+
+const json = { 'content-type': 'application/json' };
+
+async function postJson(shape: Omit<RequestShape, 'body'>, body: unknown): Promise<any> {
+  const response = await fetch(shape.url, { method: 'POST', headers: shape.headers, body: JSON.stringify(body) });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`POST ${shape.url} → ${response.status}: ${text}`);
+  return JSON.parse(text);
+}
+
+async function kmsdTargets(options: DataPlaneOptions, wanted: (name: string) => boolean): Promise<{ targets: Target[]; stop: () => Promise<void> }> {
+  const dataDir = tempDir('kms-bench-dp-');
+  const daemon = await startBenchDaemon({
+    dataDir,
+    token: newTestToken(),
+    ...(options.pin ? { cpus: '0' } : {}),
+    ...(options.profileDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] } : {}),
+  });
+  const targets: Target[] = [];
+  for (const algorithm of ['AES_256', 'AES_256_HSM']) {
+    const name = `kmsd ${algorithm}`;
+    if (!wanted(name)) continue;
+    const created = await api(daemon, 'POST', '/kms/v1/keys', { folderId: 'bench', name: `dp-${algorithm.toLowerCase()}`, defaultAlgorithm: algorithm });
+    if (created.status !== 200) throw new Error(`create ${algorithm} key: ${JSON.stringify(created.body)}`);
+    const keyId = created.body.metadata.keyId as string;
+    const headers = { ...json, authorization: `Bearer ${daemon.token}` };
+    targets.push({
+      name,
+      async request(operation, size) {
+        const plaintext = randomBytes(size).toString('base64');
+        const encrypt = { url: `${daemon.url}/kms/v1/keys/${keyId}:encrypt`, headers };
+        if (operation === 'encrypt') return { ...encrypt, body: JSON.stringify({ plaintext }) };
+        const { ciphertext } = (await postJson(encrypt, { plaintext })) as { ciphertext: string };
+        return { url: `${daemon.url}/kms/v1/keys/${keyId}:decrypt`, headers, body: JSON.stringify({ ciphertext }) };
+      },
+      stop: () => Promise.resolve(),
+    });
+  }
+  return {
+    targets,
+    stop: async () => {
+      await daemon.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function rawTarget(options: DataPlaneOptions): Promise<Target> {
+  const argv = [process.execPath, join(REPO_ROOT, 'dist', 'bench', 'raw-server.js')];
+  if (options.pin) argv.unshift('taskset', '-c', '0');
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise<string>((resolveUrl, reject) => {
+    const timer = setTimeout(() => reject(new Error('raw-server did not start within 20 s')), 20000);
+    child.once('exit', (code) => reject(new Error(`raw-server exited ${code}`)));
+    createInterface({ input: child.stdout }).once('line', (line) => {
+      clearTimeout(timer);
+      resolveUrl((JSON.parse(line) as { url: string }).url);
+    });
+  }).catch(async (error: unknown) => {
+    await stopChild(child);
+    throw error;
+  });
+  return {
+    name: 'node:http + node:crypto (ceiling)',
+    async request(operation, size) {
+      const plaintext = randomBytes(size).toString('base64');
+      if (operation === 'encrypt') return { url: `${url}/encrypt`, headers: json, body: JSON.stringify({ plaintext }) };
+      const { ciphertext } = (await postJson({ url: `${url}/encrypt`, headers: json }, { plaintext })) as { ciphertext: string };
+      return { url: `${url}/decrypt`, headers: json, body: JSON.stringify({ ciphertext }) };
+    },
+    stop: () => stopChild(child),
+  };
+}
+
+async function localKmsTarget(binary: LocalKmsBinary & { available: true }, options: DataPlaneOptions): Promise<Target> {
+  const dataDir = tempDir('kms-bench-localkms-');
+  const server = await startLocalKms(binary.bin, dataDir);
+  if (options.pin) pinProcess(server.pid, '0');
+  const headers = (action: string) => ({ 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': `TrentService.${action}` });
+  return {
+    name: 'local-kms',
+    async request(operation, size) {
+      const plaintext = randomBytes(size).toString('base64');
+      if (operation === 'encrypt') return { url: server.url, headers: headers('Encrypt'), body: JSON.stringify({ KeyId: server.keyId, Plaintext: plaintext }) };
+      const { CiphertextBlob } = (await trent(server.url, 'Encrypt', { KeyId: server.keyId, Plaintext: plaintext })) as { CiphertextBlob: string };
+      return { url: server.url, headers: headers('Decrypt'), body: JSON.stringify({ CiphertextBlob }) };
+    },
+    stop: async () => {
+      await server.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+interface LoadRun {
+  opsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  failures: number;
+}
+
+async function load(shape: RequestShape, connections: number, seconds: number, overallRate?: number): Promise<LoadRun> {
+  const result = await autocannon({
+    url: shape.url,
+    method: 'POST',
+    headers: shape.headers,
+    body: shape.body,
+    connections,
+    duration: seconds,
+    timeout: 10,
+    // autocannon's coordinated-omission correction assumes an interval of ceil(1/rate) ms per
+    // connection (always 1 ms), which adds invented samples to every request slower than 1 ms.
+    ...(overallRate !== undefined ? { overallRate, ignoreCoordinatedOmission: true } : {}),
+  });
+  return {
+    opsPerSecond: result['2xx'] / result.duration,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    failures: result.non2xx + result.errors + result.timeouts,
+  };
+}
+
+async function benchCase(target: Target, operation: Operation, size: number, options: DataPlaneOptions): Promise<DataPlaneCase> {
+  const shape = await target.request(operation, size);
+  // The request must succeed once before it is worth loading.
+  await postJson(shape, JSON.parse(shape.body));
+  const peaks: LoadRun[] = [];
+  for (let run = 0; run < options.runs; run++) peaks.push(await load(shape, options.connections, options.seconds));
+  const peak = figure(peaks.map((r) => r.opsPerSecond));
+  const halfRate = Math.max(1, Math.round(peak.median / 2));
+  const rated: LoadRun[] = [];
+  for (let run = 0; run < options.runs; run++) rated.push(await load(shape, options.connections, options.rateSeconds, halfRate));
+  const result: DataPlaneCase = {
+    target: target.name,
+    operation,
+    size,
+    peakOpsPerSecond: peak,
+    p50MsAtPeak: figure(peaks.map((r) => r.p50Ms)),
+    p99MsAtPeak: figure(peaks.map((r) => r.p99Ms)),
+    halfRate,
+    achievedOpsPerSecondAtHalfRate: figure(rated.map((r) => r.opsPerSecond)),
+    p99MsAtHalfRate: figure(rated.map((r) => r.p99Ms)),
+    failures: [...peaks, ...rated].reduce((sum, r) => sum + r.failures, 0),
+  };
+  options.log(
+    `dataplane ${target.name} ${operation} ${size} B: ${Math.round(peak.median)} ops/s, p99 ${result.p99MsAtPeak.median} ms; ` +
+      `at ${halfRate}/s p99 ${result.p99MsAtHalfRate.median} ms${result.failures ? `; ${result.failures} failures` : ''}`,
+  );
+  return result;
+}
+
+async function benchTarget(target: Target, options: DataPlaneOptions, cases: DataPlaneCase[]): Promise<void> {
+  try {
+    if (options.warmupSeconds > 0) await load(await target.request('encrypt', options.sizes[0] ?? 256), options.connections, options.warmupSeconds);
+    for (const operation of ['encrypt', 'decrypt'] as const) {
+      for (const size of options.sizes) cases.push(await benchCase(target, operation, size, options));
+    }
+  } finally {
+    await target.stop();
+  }
+}
+
+export async function benchDataPlane(options: DataPlaneOptions): Promise<DataPlaneResult> {
+  const wanted = (name: string) => options.targets === undefined || options.targets.some((t) => name.startsWith(t));
+  const cases: DataPlaneCase[] = [];
+  const skipped: Record<string, string> = {};
+  const binary = wanted('local-kms') ? await ensureLocalKms(options.buildLocalKms) : ({ available: false, error: 'not selected' } as const);
+  const localKms = binary.available
+    ? { available: true, detail: `${binary.bin}${binary.built ? ' (built in this run)' : ''}` }
+    : { available: false, detail: binary.error };
+  if (!binary.available) skipped['local-kms'] = binary.error;
+  // The load generator is this process: keep it off the servers' core for the data plane only
+  // (CLI runs and daemons spawned later must not inherit a one-core affinity).
+  const pinned = options.pin && pinProcess(process.pid, '1');
+  try {
+    if (wanted('kmsd AES_256') || wanted('kmsd AES_256_HSM')) {
+      const kmsd = await kmsdTargets({ ...options, pin: pinned }, wanted);
+      try {
+        for (const target of kmsd.targets) await benchTarget(target, options, cases);
+      } finally {
+        await kmsd.stop();
+      }
+    }
+    if (wanted('node:http')) await benchTarget(await rawTarget({ ...options, pin: pinned }), options, cases);
+    if (binary.available) {
+      try {
+        await benchTarget(await localKmsTarget(binary, { ...options, pin: pinned }), options, cases);
+      } catch (error) {
+        skipped['local-kms'] = (error as Error).message;
+        localKms.available = false;
+        localKms.detail = (error as Error).message;
+      }
+    }
+  } finally {
+    if (pinned) pinProcess(process.pid, `0-${availableParallelism() - 1}`);
+  }
+  return { connections: options.connections, seconds: options.seconds, rateSeconds: options.rateSeconds, pinned, localKms, cases, skipped };
+}

@@ -1,0 +1,151 @@
+/** Renders bench/results.json as bench/results.md: a header with the machine, then one table per section. */
+import type { ControlPlaneResult } from './control-plane.js';
+import type { DataPlaneCase, DataPlaneResult } from './dataplane.js';
+import type { KeystoreCase } from './keystore.js';
+import type { ProviderResult } from './provider.js';
+import { ratio, type Figure } from './stats.js';
+import type { MachineInfo } from './system.js';
+
+export interface BenchResults {
+  schemaVersion: 1;
+  quick: boolean;
+  sections: string[];
+  runs: number;
+  machine: MachineInfo;
+  pinning: { requested: boolean; available: boolean; detail: string };
+  startedAt: string;
+  durationSeconds: number;
+  dataplane?: DataPlaneResult;
+  controlplane?: ControlPlaneResult;
+  provider?: ProviderResult;
+  keystore?: KeystoreCase[];
+  /** A section that failed, with its error; the others still ran. */
+  errors: Record<string, string>;
+}
+
+function num(value: number, digits = 0): string {
+  if (!Number.isFinite(value)) return '–';
+  return digits === 0 ? Math.round(value).toLocaleString('en-US') : value.toFixed(digits);
+}
+
+/** "median (min–max)", or just the value for a single run. */
+function fig(f: Figure | undefined, digits = 0): string {
+  if (!f || f.runs === 0) return '–';
+  if (f.runs === 1 || f.min === f.max) return num(f.median, digits);
+  return `${num(f.median, digits)} (${num(f.min, digits)}–${num(f.max, digits)})`;
+}
+
+function times(value: number): string {
+  return Number.isFinite(value) ? `${value.toFixed(2)}×` : '–';
+}
+
+function table(head: string[], rows: string[][]): string {
+  return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+function dataPlaneSection(dp: DataPlaneResult): string {
+  const find = (prefix: string, c: DataPlaneCase) => dp.cases.find((o) => o.target.startsWith(prefix) && o.operation === c.operation && o.size === c.size);
+  const rows = dp.cases.map((c) => {
+    const ours = c.target.startsWith('kmsd');
+    return [
+      c.target,
+      c.operation,
+      c.size >= 1024 ? `${c.size / 1024} KiB` : `${c.size} B`,
+      fig(c.peakOpsPerSecond),
+      fig(c.p50MsAtPeak),
+      fig(c.p99MsAtPeak),
+      `${num(c.halfRate)}/s → ${fig(c.p99MsAtHalfRate)}`,
+      ours ? times(ratio(c.peakOpsPerSecond, find('node:http', c)?.peakOpsPerSecond)) : '',
+      ours ? times(ratio(c.peakOpsPerSecond, find('local-kms', c)?.peakOpsPerSecond)) : '',
+      c.failures ? String(c.failures) : '0',
+    ];
+  });
+  const lines = [
+    '## Data plane over HTTP',
+    '',
+    `autocannon, ${dp.connections} connections, ${dp.seconds} s per peak run, ${dp.rateSeconds} s per fixed-rate run; ` +
+      `servers ${dp.pinned ? 'pinned to CPU 0, load to CPU 1' : 'not pinned (shared cores)'}. ` +
+      'Latencies in ms (autocannon records whole milliseconds, so 0 means under 1 ms). "p99 @ 50%" is p99 at a fixed overall rate of half the median peak ' +
+      '(autocannon overallRate: each connection sends its per-second quota back to back, then waits for the next second, so arrivals are bursty; ' +
+      'its coordinated-omission correction is off because it assumes a 1 ms interval). ' +
+      'Ratios compare medians of peak ops/s.',
+    '',
+    table(['target', 'op', 'plaintext', 'peak ops/s', 'p50 @ peak', 'p99 @ peak', 'p99 @ 50% rate', 'ours / ceiling', 'ours / local-kms', 'failed requests'], rows),
+    '',
+    `local-kms: ${dp.localKms.available ? `used, ${dp.localKms.detail}` : `**not available** — \`${dp.localKms.detail.replace(/\s+/g, ' ').replace(/`/g, "'")}\``}`,
+  ];
+  for (const [target, reason] of Object.entries(dp.skipped)) if (target !== 'local-kms') lines.push(`${target}: skipped — ${reason}`);
+  return lines.join('\n');
+}
+
+function controlPlaneSection(cp: ControlPlaneResult): string {
+  const first = cp.steps[0];
+  const rows = cp.steps.map((s) => [
+    num(s.existing),
+    fig(s.opsPerSecond),
+    fig(s.p50Ms, 1),
+    fig(s.p99Ms, 1),
+    first ? times(ratio(s.opsPerSecond, first.opsPerSecond)) : '–',
+    fig(s.startMs),
+    s.fillKeysPerSecond !== undefined ? num(s.fillKeysPerSecond) : '',
+  ]);
+  return [
+    '## Control plane growth',
+    '',
+    `POST /kms/v1/keys, ${cp.concurrency} concurrent clients, ${cp.seconds} s per run; each run starts a daemon on a fresh copy of a store holding exactly that many keys.`,
+    '',
+    table(['existing keys', 'creates/s', 'p50 ms', 'p99 ms', `vs ${first ? num(first.existing) : '0'} keys`, 'daemon start ms', 'fill keys/s (32 clients)'], rows),
+    '',
+    `Daemon start (spawn → first healthy /healthz) with ${num(cp.restart.keys)} keys: **${fig(cp.restart.startMs)} ms**.`,
+  ].join('\n');
+}
+
+function providerSection(p: ProviderResult): string {
+  const rows = p.cases.map((c) => [
+    c.cli,
+    String(c.count),
+    c.operation === 'plan' ? 'plan (no-op)' : c.operation,
+    fig(c.kmsSymmetricKeySeconds, 2),
+    fig(c.terraformDataSeconds, 2),
+    times(c.ratio),
+    String(Math.min(c.kmsSymmetricKeySeconds.runs, c.terraformDataSeconds.runs)),
+  ]);
+  return [
+    '## Provider',
+    '',
+    `Plugin start to handshake (spawn of the installed executable, TF_DISABLE_PLUGIN_TLS=1, protocol 6, until the first stdout line): ${fig(p.handshakeMs)} ms.`,
+    '',
+    `Wall time in seconds of N \`kms_symmetric_key\` (\`count = N\`) next to N \`terraform_data\` on the same CLI, default parallelism (10). ` +
+      `Every plan after apply was ${p.plansWereNoOps ? 'a no-op (exit 0)' : '**not** always a no-op'}.`,
+    '',
+    table(['CLI', 'N', 'command', 'kms_symmetric_key s', 'terraform_data s', 'ratio', 'runs'], rows),
+    ...(p.notes.length ? ['', ...p.notes.map((n) => `- ${n}`)] : []),
+  ].join('\n');
+}
+
+function keystoreSection(cases: KeystoreCase[]): string {
+  const rows = cases.map((c) => [c.keystore, c.algorithm, `${c.size} B`, fig(c.encryptOpsPerSecond), fig(c.decryptOpsPerSecond)]);
+  return ['## Keystore (in process)', '', 'seal/open calls per second on one thread; pkcs11 = SoftHSM2.', '', table(['keystore', 'algorithm', 'plaintext', 'encrypt ops/s', 'decrypt ops/s'], rows)].join('\n');
+}
+
+export function renderMarkdown(r: BenchResults): string {
+  const m = r.machine;
+  const parts = [
+    `# kms bench results${r.quick ? ' (QUICK mode: tiny counts, not meaningful)' : ''}`,
+    '',
+    `${m.date} · ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB · ${m.os}, kernel ${m.kernel} · host ${m.host}`,
+    '',
+    `Node ${m.node} · kms ${m.kms} (${m.gitCommit}) · ${m.softhsm2.startsWith('not') ? 'SoftHSM2 not found' : `SoftHSM2 ${m.softhsm2}`} · autocannon ${m.autocannon} · ${m.go}` +
+      (r.provider?.clis.length ? ` · ${r.provider.clis.map((c) => `${c.name} ${c.version}`).join(', ')}` : ''),
+    '',
+    `CPU pinning: ${r.pinning.available && r.pinning.requested ? `yes (${r.pinning.detail})` : `no (${r.pinning.requested ? r.pinning.detail : 'disabled'})`} · ` +
+      `each figure is the median of ${r.runs} runs with (min–max) unless a row says otherwise · loopback only · total ${Math.round(r.durationSeconds)} s`,
+  ];
+  if (r.dataplane) parts.push('', dataPlaneSection(r.dataplane));
+  if (r.controlplane) parts.push('', controlPlaneSection(r.controlplane));
+  if (r.provider) parts.push('', providerSection(r.provider));
+  if (r.keystore) parts.push('', keystoreSection(r.keystore));
+  const errors = Object.entries(r.errors);
+  if (errors.length) parts.push('', '## Sections that failed', '', ...errors.map(([s, e]) => `- ${s}: \`${e.split('\n')[0]}\``));
+  return `${parts.join('\n')}\n`;
+}

@@ -1,0 +1,85 @@
+/**
+ * What the results header says about the machine: CPU, cores, OS, tool versions, and whether the
+ * load generator and the server under test could be pinned to different cores (taskset).
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { REPO_ROOT } from './paths.js';
+
+/** Output of a command, or undefined when it is missing or fails. */
+export function commandOutput(bin: string, args: string[], timeoutMs = 15000): string | undefined {
+  try {
+    return execFileSync(bin, args, { encoding: 'utf8', timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** taskset (util-linux) when present and the machine has two or more cores to split. */
+export function pinningAvailable(): { available: boolean; reason: string } {
+  const cores = os.availableParallelism();
+  if (cores < 2) return { available: false, reason: `only ${cores} core` };
+  if (commandOutput('taskset', ['--version']) === undefined) return { available: false, reason: 'taskset (util-linux) not found' };
+  return { available: true, reason: `taskset, ${cores} cores` };
+}
+
+/** Sets the CPU affinity of every thread of a running process; false if taskset failed. */
+export function pinProcess(pid: number, cpus: string): boolean {
+  return commandOutput('taskset', ['-a', '-p', '-c', cpus, String(pid)]) !== undefined;
+}
+
+export interface MachineInfo {
+  date: string;
+  host: string;
+  cpu: string;
+  cores: number;
+  memoryGiB: number;
+  os: string;
+  kernel: string;
+  node: string;
+  kms: string;
+  gitCommit: string;
+  softhsm2: string;
+  autocannon: string;
+  go: string;
+}
+
+function osName(): string {
+  try {
+    const line = readFileSync('/etc/os-release', 'utf8').split('\n').find((l) => l.startsWith('PRETTY_NAME='));
+    if (line) return line.slice('PRETTY_NAME='.length).replace(/^"|"$/g, '');
+  } catch {
+    // not Linux
+  }
+  return `${os.type()} ${os.release()}`;
+}
+
+function packageVersion(file: string): string {
+  try {
+    return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function machineInfo(): MachineInfo {
+  const commit = commandOutput('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD']) ?? 'unknown';
+  const dirty = (commandOutput('git', ['-C', REPO_ROOT, 'status', '--porcelain']) ?? '') !== '';
+  return {
+    date: new Date().toISOString(),
+    host: os.hostname(),
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.availableParallelism(),
+    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    os: osName(),
+    kernel: os.release(),
+    node: process.version,
+    kms: packageVersion(join(REPO_ROOT, 'package.json')),
+    gitCommit: dirty ? `${commit} (with uncommitted changes)` : commit,
+    softhsm2: commandOutput('softhsm2-util', ['--version']) ?? 'not found',
+    autocannon: packageVersion(join(REPO_ROOT, 'node_modules', 'autocannon', 'package.json')),
+    go: commandOutput('go', ['version']) ?? 'not found',
+  };
+}
