@@ -3,25 +3,20 @@
  * for N `kms_symmetric_key` next to N `terraform_data` (Terraform's built-in, no plugin) on the
  * same CLI, for each available CLI (terraform, tofu). The plugin is installed from the current
  * sources into a temporary filesystem mirror with scripts/install-provider.mjs, as the e2e tests
- * do (test/support/cli.ts itself imports @jest/globals, so it cannot be loaded outside jest).
+ * do; the CLIs are found by test/support/clis.ts, the same code the e2e suite uses.
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { accessSync, constants, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { availableClis, type Cli } from '../test/support/clis.js';
 import { newTestToken, tempDir } from '../test/support/daemon.js';
 import { startBenchDaemon, stopChild } from './kmsd.js';
-import { REPO_ROOT, TOOLS_CACHE } from './paths.js';
+import { REPO_ROOT } from './paths.js';
 import { figure, ratio, since, type Figure } from './stats.js';
 
 /** go-plugin's handshake cookie for Terraform providers (the value core sets). */
 export const MAGIC_COOKIE = 'd602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2';
-
-export interface Cli {
-  name: 'terraform' | 'tofu';
-  bin: string;
-  version: string;
-}
 
 export type CliOperation = 'apply' | 'plan' | 'destroy';
 
@@ -58,52 +53,9 @@ export interface ProviderOptions {
   log: (line: string) => void;
 }
 
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
-}
-
-function onPath(name: string): string | undefined {
-  return (process.env.PATH ?? '').split(delimiter).map((dir) => join(dir, name)).find((p) => p.startsWith('/') && isExecutable(p));
-}
-
-function cachedTofu(): string | undefined {
-  let names: string[];
-  try {
-    names = readdirSync(TOOLS_CACHE).filter((n) => /^tofu-v\d+\.\d+\.\d+$/.test(n));
-  } catch {
-    return undefined;
-  }
-  const key = (n: string) => n.slice('tofu-v'.length).split('.').map((p) => p.padStart(6, '0')).join('.');
-  return names.sort((a, b) => key(b).localeCompare(key(a))).map((n) => join(TOOLS_CACHE, n)).find(isExecutable);
-}
-
-/** terraform ($KMS_TERRAFORM_BIN or PATH) and tofu ($KMS_TOFU_BIN, the tools cache or PATH). */
+/** The CLIs the e2e suite would use, narrowed to `wanted`. */
 export function findClis(wanted?: string[]): Cli[] {
-  const candidates: [Cli['name'], string | undefined][] = [
-    ['terraform', process.env.KMS_TERRAFORM_BIN ?? onPath('terraform')],
-    ['tofu', process.env.KMS_TOFU_BIN ?? cachedTofu() ?? onPath('tofu')],
-  ];
-  const clis: Cli[] = [];
-  for (const [name, bin] of candidates) {
-    if (!bin || (wanted && !wanted.includes(name))) continue;
-    try {
-      const out = execFileSync(bin, ['version', '-json'], {
-        encoding: 'utf8',
-        timeout: 30000,
-        env: { ...process.env, CHECKPOINT_DISABLE: '1', TF_CLI_CONFIG_FILE: '/dev/null' },
-        stdio: ['ignore', 'pipe', 'ignore'],
-      });
-      clis.push({ name, bin, version: (JSON.parse(out) as { terraform_version: string }).terraform_version });
-    } catch {
-      // not runnable: left out
-    }
-  }
-  return clis;
+  return availableClis().filter((cli) => wanted === undefined || wanted.includes(cli.name));
 }
 
 /** Bundles the plugin into `dir` and returns the CLI config file and the plugin executable. */

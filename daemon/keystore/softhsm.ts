@@ -12,11 +12,12 @@
  * creates for all test workers); the token label is generated per data dir, so several data dirs
  * can share one token directory without colliding.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { KmsError } from '../domain/errors.js';
 import type { KeystoreLogger } from './material.js';
+import { writeSecretFile } from './secret-file.js';
 import { openPkcs11Keystore, type Pkcs11Keystore } from './pkcs11.js';
 
 /** Where Debian/Ubuntu (package softhsm2) and source builds put the module, in search order. */
@@ -72,25 +73,6 @@ export function findSoftHsmModule(): string {
 function newSecret(): string {
   // 24 random bytes → 32 base64url characters; SoftHSM2 accepts PINs of 4-255 bytes.
   return randomBytes(24).toString('base64url');
-}
-
-/** Writes a file that must never be half-written or readable by others: temp, fsync, rename. */
-function writeSecretFile(file: string, content: string): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, content, { mode: 0o600, flag: 'wx' });
-  const fd = openSync(tmp, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
-  const dirFd = openSync(path.dirname(file), 'r');
-  try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
-  }
 }
 
 function readPinFile(file: string, logger?: KeystoreLogger): PinFile {

@@ -6,12 +6,13 @@
  * (RFC 5649 wrapped version keys, AES-GCM with 96-bit nonces and 128-bit tags) so that the rest of
  * the daemon cannot tell the difference, and it refuses AES_256_HSM, whose whole point is an HSM.
  */
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createCipheriv, createDecipheriv, randomBytes as cryptoRandomBytes } from 'node:crypto';
 import path from 'node:path';
 import { KmsError } from '../domain/errors.js';
 import type { Algorithm, MaterialRef } from '../domain/model.js';
 import type { Keystore, SealedBytes } from '../domain/ports.js';
+import { writeSecretFile } from './secret-file.js';
 import {
   KEY_BYTES,
   NONCE_BYTES,
@@ -43,15 +44,7 @@ function hsmRequired(): KmsError {
 
 function loadOrCreateRootKey(file: string, logger?: KeystoreLogger): Buffer {
   if (!existsSync(file)) {
-    const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${cryptoRandomBytes(32).toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
-    const fd = openSync(tmp, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, file);
+    writeSecretFile(file, `${cryptoRandomBytes(32).toString('base64')}\n`);
     logger?.info(`created software root key ${file}`);
   }
   const mode = statSync(file).mode & 0o777;

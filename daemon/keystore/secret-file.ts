@@ -1,0 +1,21 @@
+import { closeSync, fsyncSync, openSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { fsyncDirectory } from '../store/durable-file.js';
+
+/**
+ * Writes a file that must never be half-written or readable by others (HSM PINs, the software
+ * root key): created 0600 next to its target, fsynced, renamed into place, directory fsynced.
+ * Refuses to overwrite a leftover temp file of the same process (`wx`).
+ */
+export function writeSecretFile(file: string, content: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, content, { mode: 0o600, flag: 'wx' });
+  const fd = openSync(tmp, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, file);
+  fsyncDirectory(dirname(file));
+}
