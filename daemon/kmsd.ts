@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:http';
 import { buildApp, type AppLogger } from './app.js';
 import { openAuditLog } from './audit/jsonl-audit.js';
 import type { KmsdConfig } from './config.js';
-import { rolePolicy } from './domain/access.js';
+import { BOOTSTRAP_ADMIN, rolePolicy, type AccessPolicy } from './domain/access.js';
 import { AdjustableClock, systemClock } from './domain/clock.js';
 import { CryptoService } from './domain/crypto.js';
 import { IamService } from './domain/iam.js';
@@ -41,6 +41,11 @@ export interface RunningKmsd {
 
 export interface StartOptions {
   logger: AppLogger;
+  /**
+   * Benchmarks only (bench/auth-audit.ts): every request runs as the bootstrap admin, nothing is
+   * authorized or audited. Not reachable from the command line or the environment.
+   */
+  unsafeWithoutAccessControl?: boolean;
 }
 
 /**
@@ -95,15 +100,16 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
       logger.warn({ path }, 'generated the bootstrap admin token; it is in this file (mode 0600)');
     }
     const scheduler = new Scheduler(keys, logger, config.schedulerIntervalMs);
-    const policy = rolePolicy((query) => store.read(query));
+    const bare = options.unsafeWithoutAccessControl === true;
+    const policy: AccessPolicy = bare ? { authorize: () => undefined } : rolePolicy((query) => store.read(query));
     const app = buildApp({
       keys,
       scheduler,
-      authenticate: tokenAuthenticator(store),
+      authenticate: bare ? () => ({ subject: BOOTSTRAP_ADMIN }) : tokenAuthenticator(store),
       policy,
       now: () => clock.now(),
       folderOfKey: (keyId) => store.read((state) => state.keys[keyId]?.folderId),
-      audit,
+      ...(bare ? {} : { audit }),
       logger,
       version: VERSION,
       keystoreKind: keystore.kind,
