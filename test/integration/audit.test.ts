@@ -84,7 +84,10 @@ describe('query API', () => {
     expect((await api(auditor, 'GET', '/kms/v1/auditEvents')).status).toBe(403);
     const bad = await api(auditor, 'GET', `/kms/v1/auditEvents?folderId=${FOLDER}&from=yesterday`);
     expect(bad.status).toBe(400);
-    expect(bad.body.message).toBe('from: must be an RFC 3339 timestamp, got "yesterday"');
+    expect(bad.body.message).toBe('from: must be an RFC 3339 date-time such as 2024-05-01T00:00:00Z, got "yesterday"');
+    const big = await api(auditor, 'GET', `/kms/v1/auditEvents?folderId=${FOLDER}&pageSize=1001`);
+    expect(big.status).toBe(400);
+    expect(big.body.message).toBe('pageSize: must be an integer from 0 to 1000');
     expect((await admin('GET', '/kms/v1/auditEvents')).status).toBe(200);
   });
 
