@@ -5,14 +5,12 @@
 import type { AccessPolicy } from '../domain/access.js';
 import { MAX_AAD_BYTES, MAX_PLAINTEXT_BYTES, decodeCiphertext, type CryptoService } from '../domain/crypto.js';
 import type { Algorithm } from '../domain/model.js';
-import type { RequestContext, RouteDef } from './router.js';
+import { keyTarget, pathParam, type RequestContext, type RouteDef } from './router.js';
 import { decodeBase64 } from './validation.js';
 
 /** Ciphertexts are at most a 32 KiB plaintext plus a small header and the tag. */
 const MAX_CIPHERTEXT_BYTES = 48 * 1024;
 
-const keyTarget = (ctx: RequestContext) => ({ keyId: ctx.params.keyId ?? '' });
-const keyIdOf = (ctx: RequestContext) => ctx.params.keyId ?? '';
 const b64 = (bytes: Buffer) => bytes.toString('base64');
 
 /** Records the version a ciphertext names, so a refused decrypt is audited with it. */
@@ -37,7 +35,7 @@ export function cryptoRoutes(crypto: CryptoService, policy: AccessPolicy): Route
       handler: (ctx) => {
         const body = ctx.body as { versionId?: string; aadContext?: string; plaintext: string };
         const result = crypto.encrypt(
-          keyIdOf(ctx),
+          pathParam(ctx, 'keyId'),
           decodeBase64('plaintext', body.plaintext, MAX_PLAINTEXT_BYTES),
           decodeBase64('aadContext', body.aadContext, MAX_AAD_BYTES),
           body.versionId,
@@ -57,7 +55,7 @@ export function cryptoRoutes(crypto: CryptoService, policy: AccessPolicy): Route
         const body = ctx.body as { aadContext?: string; ciphertext: string };
         const ciphertext = decodeBase64('ciphertext', body.ciphertext, MAX_CIPHERTEXT_BYTES);
         noteCiphertextVersion(ctx, ciphertext);
-        const result = crypto.decrypt(keyIdOf(ctx), ciphertext, decodeBase64('aadContext', body.aadContext, MAX_AAD_BYTES));
+        const result = crypto.decrypt(pathParam(ctx, 'keyId'), ciphertext, decodeBase64('aadContext', body.aadContext, MAX_AAD_BYTES));
         try {
           return { body: { keyId: result.keyId, versionId: result.versionId, plaintext: b64(result.plaintext) } };
         } finally {
@@ -78,7 +76,7 @@ export function cryptoRoutes(crypto: CryptoService, policy: AccessPolicy): Route
         // The route's permission covers the target key; the source key needs its own check.
         policy.authorize(ctx.caller, 'kms.keys.decrypt', { keyId: body.sourceKeyId });
         const result = crypto.reEncrypt(
-          keyIdOf(ctx),
+          pathParam(ctx, 'keyId'),
           body.versionId,
           decodeBase64('aadContext', body.aadContext, MAX_AAD_BYTES),
           body.sourceKeyId,
@@ -107,7 +105,7 @@ export function cryptoRoutes(crypto: CryptoService, policy: AccessPolicy): Route
       handler: (ctx) => {
         const body = ctx.body as { versionId?: string; aadContext?: string; dataKeySpec?: Algorithm; skipPlaintext?: boolean };
         const result = crypto.generateDataKey(
-          keyIdOf(ctx),
+          pathParam(ctx, 'keyId'),
           body.dataKeySpec ?? 'AES_256',
           decodeBase64('aadContext', body.aadContext, MAX_AAD_BYTES),
           body.skipPlaintext ?? false,

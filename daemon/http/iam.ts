@@ -4,13 +4,12 @@
  */
 import type { AccessBinding } from '../domain/model.js';
 import type { AccessBindingDelta, BindingResource, IamService } from '../domain/iam.js';
-import { intQuery, type RequestContext, type RouteDef } from './router.js';
+import { intQuery, pathParam, type RequestContext, type RouteDef } from './router.js';
 
-const param = (ctx: RequestContext, name: string): string => ctx.params[name] ?? '';
 
 function bindingRoutes(iam: IamService, base: string, idParam: string, type: BindingResource['type'], label: string): RouteDef[] {
-  const resource = (ctx: RequestContext): BindingResource => ({ type, id: param(ctx, idParam) });
-  const target = (ctx: RequestContext) => (type === 'key' ? { keyId: param(ctx, idParam) } : { folderId: param(ctx, idParam) });
+  const resource = (ctx: RequestContext): BindingResource => ({ type, id: pathParam(ctx, idParam) });
+  const target = (ctx: RequestContext) => (type === 'key' ? { keyId: pathParam(ctx, idParam) } : { folderId: pathParam(ctx, idParam) });
   return [
     {
       method: 'GET',
@@ -83,7 +82,7 @@ export function iamRoutes(iam: IamService): RouteDef[] {
       summary: 'Deletes a service account, revoking its tokens and removing its bindings.',
       permission: 'iam.admin',
       handler: async (ctx) => {
-        await iam.deleteServiceAccount(param(ctx, 'serviceAccountId'));
+        await iam.deleteServiceAccount(pathParam(ctx, 'serviceAccountId'));
         return { body: {} };
       },
     },
@@ -114,7 +113,7 @@ export function iamRoutes(iam: IamService): RouteDef[] {
       summary: 'Revokes a token at once.',
       permission: 'iam.admin',
       handler: async (ctx) => {
-        await iam.revokeToken(param(ctx, 'tokenId'));
+        await iam.revokeToken(pathParam(ctx, 'tokenId'));
         return { body: {} };
       },
     },

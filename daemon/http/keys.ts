@@ -6,7 +6,7 @@ import { parseDurationSeconds } from '../domain/durations.js';
 import { invalidArgument } from '../domain/errors.js';
 import { UPDATABLE_FIELDS, type CreateKeyInput, type KeyService, type UpdatableField, type UpdateKeyInput } from '../domain/keys.js';
 import type { Algorithm, KeyStatus } from '../domain/model.js';
-import { intQuery, type RequestContext, type RouteDef } from './router.js';
+import { intQuery, keyTarget, pathParam, type RequestContext, type RouteDef } from './router.js';
 
 interface CreateKeyBody {
   folderId: string;
@@ -29,8 +29,6 @@ interface UpdateKeyBody {
   deletionProtection?: boolean;
 }
 
-const keyTarget = (ctx: RequestContext) => ({ keyId: ctx.params.keyId ?? '' });
-const param = (ctx: RequestContext, name: string): string => ctx.params[name] ?? '';
 
 export function keyRoutes(keys: KeyService): RouteDef[] {
   return [
@@ -61,7 +59,7 @@ export function keyRoutes(keys: KeyService): RouteDef[] {
       summary: 'Returns a symmetric key.',
       permission: 'kms.keys.get',
       target: keyTarget,
-      handler: (ctx) => ({ body: keys.getKey(param(ctx, 'keyId')) }),
+      handler: (ctx) => ({ body: keys.getKey(pathParam(ctx, 'keyId')) }),
     },
     {
       method: 'GET',
@@ -87,7 +85,7 @@ export function keyRoutes(keys: KeyService): RouteDef[] {
       query: ['pageSize', 'pageToken'],
       target: keyTarget,
       handler: (ctx) => {
-        const page = keys.listVersions(param(ctx, 'keyId'), pageOf(ctx));
+        const page = keys.listVersions(pathParam(ctx, 'keyId'), pageOf(ctx));
         return { body: withToken({ keyVersions: page.items }, page.nextPageToken) };
       },
     },
@@ -99,7 +97,7 @@ export function keyRoutes(keys: KeyService): RouteDef[] {
       permission: 'kms.keys.update',
       body: 'update-key',
       target: keyTarget,
-      handler: async (ctx) => ({ body: await keys.updateKey(ctx.caller, param(ctx, 'keyId'), updateInput(ctx.body as UpdateKeyBody)) }),
+      handler: async (ctx) => ({ body: await keys.updateKey(ctx.caller, pathParam(ctx, 'keyId'), updateInput(ctx.body as UpdateKeyBody)) }),
     },
     {
       method: 'DELETE',
@@ -108,7 +106,7 @@ export function keyRoutes(keys: KeyService): RouteDef[] {
       summary: 'Deletes a key (refused while deletionProtection is on); it can be restored during the restore window.',
       permission: 'kms.keys.delete',
       target: keyTarget,
-      handler: async (ctx) => ({ body: await keys.deleteKey(ctx.caller, param(ctx, 'keyId')) }),
+      handler: async (ctx) => ({ body: await keys.deleteKey(ctx.caller, pathParam(ctx, 'keyId')) }),
     },
     {
       method: 'POST',
@@ -118,7 +116,7 @@ export function keyRoutes(keys: KeyService): RouteDef[] {
       permission: 'kms.keys.restore',
       body: 'empty',
       target: keyTarget,
-      handler: async (ctx) => ({ body: await keys.restoreKey(ctx.caller, param(ctx, 'keyId')) }),
+      handler: async (ctx) => ({ body: await keys.restoreKey(ctx.caller, pathParam(ctx, 'keyId')) }),
     },
     {
       method: 'POST',
@@ -130,7 +128,7 @@ export function keyRoutes(keys: KeyService): RouteDef[] {
       target: keyTarget,
       handler: async (ctx) => {
         const { versionId } = ctx.body as { versionId: string };
-        return { body: await keys.setPrimaryVersion(ctx.caller, param(ctx, 'keyId'), versionId) };
+        return { body: await keys.setPrimaryVersion(ctx.caller, pathParam(ctx, 'keyId'), versionId) };
       },
     },
     {
@@ -144,7 +142,7 @@ export function keyRoutes(keys: KeyService): RouteDef[] {
       handler: async (ctx) => {
         const body = ctx.body as { versionId: string; pendingPeriod?: string };
         const pending = body.pendingPeriod === undefined ? undefined : parseDurationSeconds('pendingPeriod', body.pendingPeriod);
-        return { body: await keys.scheduleVersionDestruction(ctx.caller, param(ctx, 'keyId'), body.versionId, pending) };
+        return { body: await keys.scheduleVersionDestruction(ctx.caller, pathParam(ctx, 'keyId'), body.versionId, pending) };
       },
     },
     {
@@ -157,7 +155,7 @@ export function keyRoutes(keys: KeyService): RouteDef[] {
       target: keyTarget,
       handler: async (ctx) => {
         const { versionId } = ctx.body as { versionId: string };
-        return { body: await keys.cancelVersionDestruction(ctx.caller, param(ctx, 'keyId'), versionId) };
+        return { body: await keys.cancelVersionDestruction(ctx.caller, pathParam(ctx, 'keyId'), versionId) };
       },
     },
     {
@@ -168,7 +166,7 @@ export function keyRoutes(keys: KeyService): RouteDef[] {
       permission: 'kms.keys.rotate',
       body: 'empty',
       target: keyTarget,
-      handler: async (ctx) => ({ body: await keys.rotateKey(ctx.caller, param(ctx, 'keyId')) }),
+      handler: async (ctx) => ({ body: await keys.rotateKey(ctx.caller, pathParam(ctx, 'keyId')) }),
     },
     {
       method: 'GET',
@@ -179,7 +177,7 @@ export function keyRoutes(keys: KeyService): RouteDef[] {
       query: ['pageSize', 'pageToken'],
       target: keyTarget,
       handler: (ctx) => {
-        const page = keys.listOperations(param(ctx, 'keyId'), pageOf(ctx));
+        const page = keys.listOperations(pathParam(ctx, 'keyId'), pageOf(ctx));
         return { body: withToken({ operations: page.items }, page.nextPageToken) };
       },
     },
@@ -190,8 +188,8 @@ export function keyRoutes(keys: KeyService): RouteDef[] {
       summary: 'Returns an operation.',
       permission: 'kms.operations.get',
       // An unknown operation has no target: only the bootstrap admin gets its 404, others a 403.
-      target: (ctx) => keys.operationTarget(param(ctx, 'operationId')),
-      handler: (ctx) => ({ body: keys.getOperation(param(ctx, 'operationId')) }),
+      target: (ctx) => keys.operationTarget(pathParam(ctx, 'operationId')),
+      handler: (ctx) => ({ body: keys.getOperation(pathParam(ctx, 'operationId')) }),
     },
   ];
 }

@@ -206,6 +206,16 @@ function readBody(req: Request, def: RouteDef): unknown {
   return validateBody(def.body, body ?? {});
 }
 
+/** A path parameter; the dispatcher has already checked it is a valid id. */
+export function pathParam(ctx: RequestContext, name: string): string {
+  return ctx.params[name] ?? '';
+}
+
+/** The access target of a route on `/kms/v1/keys/{keyId}…`. */
+export function keyTarget(ctx: RequestContext): { keyId: string } {
+  return { keyId: pathParam(ctx, 'keyId') };
+}
+
 /** Parses an optional integer query parameter, naming it on error. */
 export function intQuery(query: Record<string, string>, name: string): number | undefined {
   const text = query[name];
