@@ -11,7 +11,7 @@ import { fstatSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { invalidArgument } from '../domain/errors.js';
-import type { AuditEvent, AuditLog, AuditQuery, ChainedAuditEvent } from '../domain/ports.js';
+import type { AuditEvent, AuditLog, AuditPage, AuditQuery, ChainedAuditEvent, ComponentHealth } from '../domain/ports.js';
 import { fsyncDirectory } from '../store/durable-file.js';
 import { AUDIT_LOG_FILE, ChainChecker, RFC3339, canonicalJson, hashEvent, pickAuditFields, readLines } from './chain.js';
 
@@ -198,7 +198,19 @@ class JsonlAuditLog implements AuditLog {
    * any RFC 3339 offset or precision works. Events appear as soon as they are appended, before
    * their flush completes. Bad paging or time arguments throw `INVALID_ARGUMENT`.
    */
-  query(query: AuditQuery): { events: ChainedAuditEvent[]; nextPageToken?: string } {
+  health(): ComponentHealth {
+    return this.failure === undefined ? { ok: true } : { ok: false, reason: this.failure.message };
+  }
+
+  query(query: AuditQuery): Promise<AuditPage> {
+    try {
+      return Promise.resolve(this.querySync(query));
+    } catch (err) {
+      return Promise.reject(asError(err));
+    }
+  }
+
+  private querySync(query: AuditQuery): AuditPage {
     const pageSize = query.pageSize === undefined || query.pageSize === 0 ? AUDIT_DEFAULT_PAGE_SIZE : query.pageSize;
     if (!Number.isInteger(pageSize) || pageSize < 0 || pageSize > AUDIT_MAX_PAGE_SIZE) {
       throw invalidArgument('pageSize', `must be an integer from 0 to ${AUDIT_MAX_PAGE_SIZE}`);

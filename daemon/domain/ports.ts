@@ -67,8 +67,29 @@ export interface Keystore {
   destroyVersionMaterial(ref: MaterialRef): void;
   /** Random bytes from the HSM's generator (data keys). */
   randomBytes(length: number): Buffer;
+  /** Which token and root key this keystore is; the store records it (daemon/keystore/binding.ts). */
+  identity(): KeystoreIdentity;
+  /**
+   * The audit chain's MAC key. Created only when `allowCreate` (an empty trail); otherwise a
+   * missing key is `KmsError('FAILED_PRECONDITION')` naming it, never a silent new key.
+   */
+  auditKeyring(options: { allowCreate: boolean }): AuditKeyring;
+  /** Where the chain head is anchored; same creation rule as `auditKeyring`. */
+  auditAnchorStore(options: { allowCreate: boolean }): AuditAnchorStore;
   /** Logs out and finalizes. */
   close(): void;
+}
+
+/**
+ * The custody a store's wrapped material depends on. Recorded in the store on first start and
+ * compared on every start: a store with keys is never paired with another token or root key.
+ */
+export interface KeystoreIdentity {
+  kind: 'pkcs11' | 'software';
+  /** PKCS#11 token label and serial number; null for the software keystore. */
+  token: { label: string; serial: string } | null;
+  /** Root wrapping key: label, hex CKA_ID and hex key check value ('' when the module has none). */
+  rootKey: { label: string; id: string; checkValue: string };
 }
 
 /** Identifies who is calling, for Operation.createdBy and the audit log. */
@@ -84,15 +105,16 @@ export interface IdGenerator {
 
 /**
  * One audit event: exactly one per API call, allowed or denied. Never carries plaintext, key
- * material, ciphertext or tokens — only who did what to which key and how it ended.
+ * material, ciphertext or tokens — only who did what to which key and how it ended. Every field
+ * is bounded (see daemon/audit: AUDIT_FIELD_LIMITS), so no caller can make an event large.
  */
 export interface AuditEvent {
   /** RFC 3339, from the Clock. */
   time: string;
   requestId: string;
-  /** `userAccount:<id>`, `serviceAccount:<id>`, `anonymous` (no or bad token) or `system:scheduler`. */
+  /** `userAccount:<id>`, `serviceAccount:<id>`, `anonymous` (no or bad token) or `system:<component>`. */
   subject: string;
-  /** The API method, e.g. `SymmetricKey.Rotate`, `SymmetricCrypto.Decrypt`. */
+  /** The API method, e.g. `SymmetricKey.Rotate`, `SymmetricCrypto.Decrypt`; `<METHOD> <path>` (cut) when unrouted. */
   operation: string;
   folderId?: string;
   keyId?: string;
@@ -123,14 +145,61 @@ export interface AuditQuery {
   pageToken?: string;
 }
 
+export interface AuditPage {
+  events: ChainedAuditEvent[];
+  /** Present when more matching events may follow; a page can be short (scan budget). */
+  nextPageToken?: string;
+}
+
+/** Whether a component can currently make writes durable; drives `/healthz` readiness. */
+export type ComponentHealth = { ok: true } | { ok: false; reason: string };
+
 /**
  * The append-only audit trail (daemon/audit). `append` is synchronous in memory and made durable
  * in batches; `flush` resolves once everything appended so far is fsynced. The daemon answers a
- * request only after its event is durable, so an acknowledged call is always audited.
+ * request only after its event is durable, so an acknowledged call is always audited. When the
+ * trail cannot be written (disk full, read-only, I/O error) `append`/`flush` fail with
+ * `KmsError('UNAVAILABLE')` naming the cause, `health()` says so, and the trail heals by itself
+ * once writes succeed again. Nothing in memory grows with the number of events.
  */
 export interface AuditLog {
   append(event: AuditEvent): void;
   flush(): Promise<void>;
-  query(query: AuditQuery): { events: ChainedAuditEvent[]; nextPageToken?: string };
+  /** Reads from the segments on disk (not from memory). */
+  query(query: AuditQuery): Promise<AuditPage>;
+  health(): ComponentHealth;
   close(): Promise<void>;
+}
+
+/**
+ * The key that MACs the audit chain, held in custody (for PKCS#11: a non-extractable generic
+ * secret in the token, HMAC-SHA256 via CKM_SHA256_HMAC). Someone who can rewrite the trail's
+ * files but cannot use this key cannot forge a valid chain.
+ */
+export interface AuditKeyring {
+  /** Where the key lives, for segment headers and `kmsd hsm status`, e.g. `pkcs11:<token>/kms-audit-mac-key`. */
+  readonly description: string;
+  /** HMAC-SHA256 of `data`: 32 bytes. */
+  mac(data: Buffer): Buffer;
+}
+
+/** The head of the chain as last recorded outside the trail. */
+export interface AuditAnchor {
+  seq: number;
+  /** hex MAC of event `seq`. */
+  mac: string;
+  /** RFC 3339 time the anchor was written. */
+  time: string;
+}
+
+/**
+ * A durable, monotonic record of the chain head kept outside the trail's files (for PKCS#11: a
+ * private token data object), so that cutting events off the end of the trail is detected.
+ */
+export interface AuditAnchorStore {
+  readonly description: string;
+  /** The last anchor written, or null before the first. */
+  read(): AuditAnchor | null;
+  /** Durably replaces the anchor; `seq` never goes backwards. */
+  write(anchor: AuditAnchor): void;
 }

@@ -16,7 +16,7 @@ export function auditRoutes(audit: AuditLog): RouteDef[] {
       permission: 'kms.audit.read',
       query: ['folderId', 'keyId', 'subject', 'operation', 'from', 'to', 'pageSize', 'pageToken'],
       target: (ctx) => (ctx.query.keyId ? { keyId: ctx.query.keyId } : ctx.query.folderId ? { folderId: ctx.query.folderId } : {}),
-      handler: (ctx) => {
+      handler: async (ctx) => {
         // The log validates the time bounds, page size and token; this only maps the parameters.
         const query: AuditQuery = {};
         for (const name of ['folderId', 'keyId', 'subject', 'operation', 'from', 'to', 'pageToken'] as const) {
@@ -25,7 +25,7 @@ export function auditRoutes(audit: AuditLog): RouteDef[] {
         }
         const pageSize = intQuery(ctx.query, 'pageSize');
         if (pageSize !== undefined) query.pageSize = pageSize;
-        const page = audit.query(query);
+        const page = await audit.query(query);
         return { body: page.nextPageToken === undefined ? { events: page.events } : { events: page.events, nextPageToken: page.nextPageToken } };
       },
     },

@@ -22,7 +22,7 @@ import pkcs11js from 'pkcs11js';
 import type { GcmParams, Mechanism, PKCS11, Template } from 'pkcs11js';
 import { KmsError } from '../domain/errors.js';
 import type { Algorithm, MaterialRef } from '../domain/model.js';
-import type { Keystore, SealedBytes } from '../domain/ports.js';
+import type { AuditAnchor, AuditAnchorStore, AuditKeyring, Keystore, KeystoreIdentity, SealedBytes } from '../domain/ports.js';
 import { BoundedCache } from './bounded-cache.js';
 import {
   KEY_BYTES,
@@ -44,6 +44,12 @@ type Handle = Buffer;
 
 /** Label of the root wrapping key unless configured otherwise. */
 export const DEFAULT_ROOT_KEY_LABEL = 'kms-root-wrapping-key';
+
+/** Label of the audit chain's HMAC key (a generic secret; sign/verify only). */
+export const AUDIT_MAC_KEY_LABEL = 'kms-audit-mac-key';
+
+/** Label of the private data object holding the audit chain's head anchor. */
+export const AUDIT_ANCHOR_LABEL = 'kms-audit-anchor';
 
 /** Prefix of the label of AES_256_HSM version objects; the version id follows. */
 export const HSM_VERSION_LABEL_PREFIX = 'kms-version:';
@@ -67,6 +73,13 @@ export interface Pkcs11KeystoreOptions {
   soPin?: string;
   /** Label of the root wrapping key; defaults to DEFAULT_ROOT_KEY_LABEL. */
   rootKeyLabel?: string;
+  /**
+   * Whether a missing token (with `soPin`) or a missing root wrapping key may be created. kmsd
+   * allows it only for an empty store: a store that holds wrapped material depends on the token
+   * and root key it was made with, and a fresh one would silently make every ciphertext
+   * undecryptable. Default true (a fresh token for tests and tools).
+   */
+  allowCreate?: boolean;
   /** Bounds of the cache of unwrapped version keys (HSM session objects); see UNWRAPPED_CACHE. */
   unwrappedKeyCache?: { maxEntries?: number; ttlMs?: number };
   logger?: KeystoreLogger;
@@ -90,6 +103,8 @@ const UNWRAPPED_CACHE = { maxEntries: 1024, ttlMs: 5 * 60_000 };
 const MAX_IDLE_SESSIONS = 4;
 
 const {
+  CKA_APPLICATION,
+  CKA_CHECK_VALUE,
   CKA_CLASS,
   CKA_DECRYPT,
   CKA_DERIVE,
@@ -104,6 +119,7 @@ const {
   CKA_SIGN,
   CKA_TOKEN,
   CKA_UNWRAP,
+  CKA_VALUE,
   CKA_VALUE_LEN,
   CKA_VERIFY,
   CKA_WRAP,
@@ -112,10 +128,14 @@ const {
   CKF_TOKEN_INITIALIZED,
   CKF_USER_PIN_INITIALIZED,
   CKK_AES,
+  CKK_GENERIC_SECRET,
   CKM_AES_GCM,
   CKM_AES_KEY_GEN,
   CKM_AES_KEY_WRAP,
   CKM_AES_KEY_WRAP_PAD,
+  CKM_GENERIC_SECRET_KEY_GEN,
+  CKM_SHA256_HMAC,
+  CKO_DATA,
   CKO_SECRET_KEY,
   CKU_SO,
   CKU_USER,
@@ -272,6 +292,53 @@ function hsmVersionKeyTemplate(label: string, versionId: string): Template {
   ], false);
 }
 
+/** The audit MAC key: HMAC-SHA256 inside the token, never extractable, nothing but sign/verify. */
+function auditMacKeyTemplate(label: string): Template {
+  return [
+    { type: CKA_CLASS, value: CKO_SECRET_KEY },
+    { type: CKA_KEY_TYPE, value: CKK_GENERIC_SECRET },
+    { type: CKA_VALUE_LEN, value: 32 },
+    { type: CKA_TOKEN, value: true },
+    { type: CKA_PRIVATE, value: true },
+    { type: CKA_SENSITIVE, value: true },
+    { type: CKA_EXTRACTABLE, value: false },
+    { type: CKA_SIGN, value: true },
+    { type: CKA_VERIFY, value: true },
+    { type: CKA_ENCRYPT, value: false },
+    { type: CKA_DECRYPT, value: false },
+    { type: CKA_WRAP, value: false },
+    { type: CKA_UNWRAP, value: false },
+    { type: CKA_DERIVE, value: false },
+    { type: CKA_LABEL, value: label },
+    { type: CKA_ID, value: Buffer.from(label, 'utf8') },
+    { type: CKA_MODIFIABLE, value: false },
+  ];
+}
+
+function anchorObjectTemplate(anchor: AuditAnchor): Template {
+  return [
+    { type: CKA_CLASS, value: CKO_DATA },
+    { type: CKA_TOKEN, value: true },
+    { type: CKA_PRIVATE, value: true },
+    { type: CKA_LABEL, value: AUDIT_ANCHOR_LABEL },
+    { type: CKA_APPLICATION, value: 'kmsd' },
+    { type: CKA_VALUE, value: Buffer.from(JSON.stringify(anchor), 'utf8') },
+  ];
+}
+
+function parseAnchor(value: Buffer | undefined): AuditAnchor | null {
+  if (value === undefined) return null;
+  try {
+    const parsed = JSON.parse(value.toString('utf8')) as Partial<AuditAnchor>;
+    if (typeof parsed.seq === 'number' && typeof parsed.mac === 'string' && typeof parsed.time === 'string') {
+      return { seq: parsed.seq, mac: parsed.mac, time: parsed.time };
+    }
+  } catch {
+    // fall through: an object we cannot read is reported like a missing one, by the caller
+  }
+  return null;
+}
+
 function gcmMechanism(nonce: Buffer, aad: Buffer): Mechanism {
   // The PKCS#11 2.40 CK_GCM_PARAMS (with ulIvBits), which is what SoftHSM2 2.6 and current HSMs read.
   const parameter: GcmParams = {
@@ -388,6 +455,8 @@ class TokenSession {
     private readonly wrapFormat: WrapFormat,
     private readonly hasWrapPad: boolean,
     cache: { maxEntries: number; ttlMs: number },
+    /** What the store records so that it can never be paired with another token or root key. */
+    readonly identity: KeystoreIdentity,
   ) {
     this.p11 = module.p11;
     this.unwrapped = new BoundedCache<string, Handle>({
@@ -480,6 +549,80 @@ class TokenSession {
     checkRandomLength(length);
     if (length === 0) return Buffer.alloc(0);
     return this.withSession('random generation', undefined, (s) => this.p11.C_GenerateRandom(s, Buffer.alloc(length)));
+  }
+
+  /**
+   * The audit chain's HMAC key, found by label; created only when `allowCreate` (an empty trail).
+   * Sign calls go through the session pool like every other operation.
+   */
+  auditKeyring(allowCreate: boolean): AuditKeyring {
+    const found = this.findKeysByLabel(AUDIT_MAC_KEY_LABEL);
+    if (found.length > 1) throw new KmsError('FAILED_PRECONDITION', `several objects are labelled '${AUDIT_MAC_KEY_LABEL}' in token '${this.label}'`);
+    let key = found[0];
+    if (key === undefined) {
+      if (!allowCreate) {
+        throw new KmsError(
+          'FAILED_PRECONDITION',
+          `the audit trail's MAC key '${AUDIT_MAC_KEY_LABEL}' is missing from PKCS#11 token '${this.label}' (serial ${this.identity.token?.serial ?? '?'})`,
+        );
+      }
+      key = this.withSession('audit key generation', undefined, (session) =>
+        this.p11.C_GenerateKey(session, { mechanism: CKM_GENERIC_SECRET_KEY_GEN }, auditMacKeyTemplate(AUDIT_MAC_KEY_LABEL)),
+      );
+    }
+    const handle = key;
+    return {
+      description: `pkcs11:${this.label}/${AUDIT_MAC_KEY_LABEL}`,
+      mac: (data: Buffer) =>
+        this.withSession('audit MAC', undefined, (session) => {
+          this.p11.C_SignInit(session, { mechanism: CKM_SHA256_HMAC }, handle);
+          return Buffer.from(this.p11.C_Sign(session, data, Buffer.alloc(32)));
+        }),
+    };
+  }
+
+  /**
+   * The chain head anchored in the token: a private data object. Data objects' values are
+   * read-only once created (SoftHSM2), so a write creates the new object before destroying the
+   * old one; a crash in between leaves two, and `read` takes the higher seq.
+   */
+  auditAnchorStore(allowCreate: boolean): AuditAnchorStore {
+    const findAll = (): { handle: Handle; anchor: AuditAnchor | null }[] =>
+      this.withSession('audit anchor lookup', undefined, (session) => {
+        this.p11.C_FindObjectsInit(session, [
+          { type: CKA_CLASS, value: CKO_DATA },
+          { type: CKA_LABEL, value: AUDIT_ANCHOR_LABEL },
+        ]);
+        let handles: Handle[];
+        try {
+          handles = this.p11.C_FindObjects(session, 8);
+        } finally {
+          this.p11.C_FindObjectsFinal(session);
+        }
+        return handles.map((handle) => ({ handle, anchor: parseAnchor(this.p11.C_GetAttributeValue(session, handle, [{ type: CKA_VALUE }])[0]?.value) }));
+      });
+    const initial = findAll();
+    if (initial.length === 0 && !allowCreate) {
+      throw new KmsError(
+        'FAILED_PRECONDITION',
+        `the audit trail's head anchor '${AUDIT_ANCHOR_LABEL}' is missing from PKCS#11 token '${this.label}' (serial ${this.identity.token?.serial ?? '?'})`,
+      );
+    }
+    let objects = initial;
+    return {
+      description: `pkcs11:${this.label}/${AUDIT_ANCHOR_LABEL}`,
+      read: () => {
+        objects = findAll();
+        return objects.reduce<AuditAnchor | null>((best, o) => (o.anchor !== null && (best === null || o.anchor.seq > best.seq) ? o.anchor : best), null);
+      },
+      write: (anchor: AuditAnchor) => {
+        this.withSession('audit anchor write', undefined, (session) => {
+          const created = this.p11.C_CreateObject(session, anchorObjectTemplate(anchor));
+          for (const old of objects) ignoreErrors(() => this.p11.C_DestroyObject(session, old.handle));
+          objects = [{ handle: created, anchor }];
+        });
+      },
+    };
   }
 
   /** Drops one reference; the last one logs out and releases the module. */
@@ -682,8 +825,18 @@ function login(p11: PKCS11, session: Handle, label: string, pin: string): void {
   }
 }
 
-/** Finds the root wrapping key by label, or creates it; refuses a look-alike with weaker attributes. */
-function rootWrappingKey(p11: PKCS11, session: Handle, tokenLabel: string, label: string, logger?: KeystoreLogger): Handle {
+/**
+ * Finds the root wrapping key by label, or creates it when allowed; refuses a look-alike with
+ * weaker attributes. Returns its handle, CKA_ID and key check value (CKA_CHECK_VALUE).
+ */
+function rootWrappingKey(
+  p11: PKCS11,
+  session: Handle,
+  tokenLabel: string,
+  label: string,
+  allowCreate: boolean,
+  logger?: KeystoreLogger,
+): { handle: Handle; id: string; checkValue: string } {
   const found = findObjects(p11, session, [
     { type: CKA_CLASS, value: CKO_SECRET_KEY },
     { type: CKA_LABEL, value: label },
@@ -693,9 +846,12 @@ function rootWrappingKey(p11: PKCS11, session: Handle, tokenLabel: string, label
   }
   const existing = found[0];
   if (existing === undefined) {
+    if (!allowCreate) {
+      throw new KmsError('FAILED_PRECONDITION', `root wrapping key '${label}' is missing from PKCS#11 token '${tokenLabel}'`);
+    }
     const created = p11.C_GenerateKey(session, { mechanism: CKM_AES_KEY_GEN }, rootKeyTemplate(label));
     logger?.info(`created root wrapping key '${label}' in token '${tokenLabel}'`);
-    return created;
+    return { handle: created, ...keyFingerprint(p11, session, created) };
   }
   const attrs = p11.C_GetAttributeValue(session, existing, [
     { type: CKA_KEY_TYPE },
@@ -719,7 +875,20 @@ function rootWrappingKey(p11: PKCS11, session: Handle, tokenLabel: string, label
       `object '${label}' in token '${tokenLabel}' is not a sensitive, non-extractable AES-256 wrapping key; refusing to use it`,
     );
   }
-  return existing;
+  return { handle: existing, ...keyFingerprint(p11, session, existing) };
+}
+
+/** CKA_ID and the key check value (CKA_CHECK_VALUE: first bytes of the encryption of a zero block). */
+function keyFingerprint(p11: PKCS11, session: Handle, key: Handle): { id: string; checkValue: string } {
+  const [id] = p11.C_GetAttributeValue(session, key, [{ type: CKA_ID }]);
+  let checkValue = '';
+  try {
+    checkValue = p11.C_GetAttributeValue(session, key, [{ type: CKA_CHECK_VALUE }])[0]?.value?.toString('hex') ?? '';
+  } catch {
+    // Not every module implements CKA_CHECK_VALUE (a PKCS#11 2.40 addition): the id and the trial
+    // unwrap of a stored version (daemon/keystore/binding.ts) then carry the check.
+  }
+  return { id: id?.value?.toString('hex') ?? '', checkValue };
 }
 
 function attachToken(module: LoadedModule, options: Pkcs11KeystoreOptions): TokenSession {
@@ -728,7 +897,7 @@ function attachToken(module: LoadedModule, options: Pkcs11KeystoreOptions): Toke
   const p11 = module.p11;
   let token = findTokenSlot(module, label);
   if (token === undefined) {
-    if (soPin === undefined) {
+    if (soPin === undefined || options.allowCreate === false) {
       const present = tokenSlots(p11)
         .filter((t) => (t.flags & CKF_TOKEN_INITIALIZED) !== 0)
         .map((t) => `'${t.label}'`);
@@ -771,17 +940,34 @@ function attachToken(module: LoadedModule, options: Pkcs11KeystoreOptions): Toke
   }
   try {
     login(p11, loginSession, label, pin);
-    let rootKey: Handle;
+    let rootKey: { handle: Handle; id: string; checkValue: string };
     try {
-      rootKey = rootWrappingKey(p11, loginSession, label, rootKeyLabel, logger);
+      rootKey = rootWrappingKey(p11, loginSession, label, rootKeyLabel, options.allowCreate ?? true, logger);
     } catch (err) {
       throw hsmError(err, `root key lookup in token '${label}'`);
     }
     const wrapFormat = hasWrapPad ? WRAP_FORMAT.AES_KEY_WRAP_PAD : WRAP_FORMAT.AES_KEY_WRAP;
-    return new TokenSession(module, label, rootKeyLabel, token.slot, loginSession, sha256(pin), rootKey, wrapFormat, hasWrapPad, {
-      maxEntries: options.unwrappedKeyCache?.maxEntries ?? UNWRAPPED_CACHE.maxEntries,
-      ttlMs: options.unwrappedKeyCache?.ttlMs ?? UNWRAPPED_CACHE.ttlMs,
-    });
+    const identity: KeystoreIdentity = {
+      kind: 'pkcs11',
+      token: { label, serial: p11.C_GetTokenInfo(token.slot).serialNumber.trim() },
+      rootKey: { label: rootKeyLabel, id: rootKey.id, checkValue: rootKey.checkValue },
+    };
+    return new TokenSession(
+      module,
+      label,
+      rootKeyLabel,
+      token.slot,
+      loginSession,
+      sha256(pin),
+      rootKey.handle,
+      wrapFormat,
+      hasWrapPad,
+      {
+        maxEntries: options.unwrappedKeyCache?.maxEntries ?? UNWRAPPED_CACHE.maxEntries,
+        ttlMs: options.unwrappedKeyCache?.ttlMs ?? UNWRAPPED_CACHE.ttlMs,
+      },
+      identity,
+    );
   } catch (err) {
     ignoreErrors(() => p11.C_Logout(loginSession));
     ignoreErrors(() => p11.C_CloseSession(loginSession));
@@ -820,6 +1006,18 @@ export class Pkcs11Keystore implements Keystore {
 
   randomBytes(length: number): Buffer {
     return this.live().randomBytes(length);
+  }
+
+  identity(): KeystoreIdentity {
+    return this.live().identity;
+  }
+
+  auditKeyring(options: { allowCreate: boolean }): AuditKeyring {
+    return this.live().auditKeyring(options.allowCreate);
+  }
+
+  auditAnchorStore(options: { allowCreate: boolean }): AuditAnchorStore {
+    return this.live().auditAnchorStore(options.allowCreate);
   }
 
   close(): void {

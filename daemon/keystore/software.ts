@@ -7,11 +7,11 @@
  * the daemon cannot tell the difference, and it refuses AES_256_HSM, whose whole point is an HSM.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { createCipheriv, createDecipheriv, randomBytes as cryptoRandomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes as cryptoRandomBytes } from 'node:crypto';
 import path from 'node:path';
 import { KmsError } from '../domain/errors.js';
 import type { Algorithm, MaterialRef } from '../domain/model.js';
-import type { Keystore, SealedBytes } from '../domain/ports.js';
+import type { AuditAnchor, AuditAnchorStore, AuditKeyring, Keystore, KeystoreIdentity, SealedBytes } from '../domain/ports.js';
 import { writeSecretFile } from './secret-file.js';
 import {
   KEY_BYTES,
@@ -29,6 +29,10 @@ import {
 
 /** Root key file name inside the data dir. */
 export const SOFTWARE_ROOT_KEY_FILE = 'software-root.key';
+/** The audit chain's HMAC key, a file like the root key (development only). */
+export const SOFTWARE_AUDIT_KEY_FILE = 'software-audit.key';
+/** The audit chain's head anchor; in a file, where an HSM would keep a token object. */
+export const SOFTWARE_AUDIT_ANCHOR_FILE = 'software-audit-anchor.json';
 
 // RFC 5649 §3: the alternative initial value of AES key wrap with padding; node wants it explicitly.
 const KWP_IV = Buffer.from('A65959A6', 'hex');
@@ -42,18 +46,26 @@ function hsmRequired(): KmsError {
   );
 }
 
-function loadOrCreateRootKey(file: string, logger?: KeystoreLogger): Buffer {
+function loadOrCreateKey(file: string, what: string, allowCreate: boolean, logger?: KeystoreLogger): Buffer {
   if (!existsSync(file)) {
+    if (!allowCreate) throw new KmsError('FAILED_PRECONDITION', `the ${what} ${file} is missing`);
     writeSecretFile(file, `${cryptoRandomBytes(32).toString('base64')}\n`);
-    logger?.info(`created software root key ${file}`);
+    logger?.info(`created ${what} ${file}`);
   }
   const mode = statSync(file).mode & 0o777;
   if ((mode & 0o077) !== 0) logger?.warn(`${file} is readable by others (mode ${mode.toString(8)}): chmod 600 it`);
   const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
   if (key.length !== 32) {
-    throw new KmsError('FAILED_PRECONDITION', `${file} does not hold a base64 AES-256 key; restore it from backup`);
+    throw new KmsError('FAILED_PRECONDITION', `${file} does not hold a base64 256-bit key; restore it from backup`);
   }
   return key;
+}
+
+/** The key check value of an AES key: the first 3 bytes of the encryption of a zero block. */
+function aesCheckValue(key: Buffer): string {
+  const cipher = createCipheriv('aes-256-ecb', key, null);
+  cipher.setAutoPadding(false);
+  return Buffer.concat([cipher.update(Buffer.alloc(16)), cipher.final()]).subarray(0, 3).toString('hex');
 }
 
 /** The software `Keystore`; see the file comment for what it does not protect against. */
@@ -64,9 +76,43 @@ export class SoftwareKeystore implements Keystore {
   // cannot use it after.
   private readonly destroyedWrapped = new Set<string>();
 
+  private readonly checkValue: string;
+
   /** Use `openSoftwareKeystore`. */
-  constructor(rootKey: Buffer) {
+  constructor(
+    rootKey: Buffer,
+    private readonly dataDir: string,
+    private readonly logger?: KeystoreLogger,
+  ) {
     this.rootKey = rootKey;
+    this.checkValue = aesCheckValue(rootKey);
+  }
+
+  identity(): KeystoreIdentity {
+    this.root();
+    return { kind: 'software', token: null, rootKey: { label: SOFTWARE_ROOT_KEY_FILE, id: '', checkValue: this.checkValue } };
+  }
+
+  auditKeyring(options: { allowCreate: boolean }): AuditKeyring {
+    const file = path.join(this.dataDir, SOFTWARE_AUDIT_KEY_FILE);
+    const key = loadOrCreateKey(file, 'software audit key', options.allowCreate, this.logger);
+    return { description: `software:${SOFTWARE_AUDIT_KEY_FILE}`, mac: (data) => createHmac('sha256', key).update(data).digest() };
+  }
+
+  auditAnchorStore(options: { allowCreate: boolean }): AuditAnchorStore {
+    const file = path.join(this.dataDir, SOFTWARE_AUDIT_ANCHOR_FILE);
+    if (!existsSync(file) && !options.allowCreate) {
+      throw new KmsError('FAILED_PRECONDITION', `the audit trail's head anchor ${file} is missing`);
+    }
+    return {
+      description: `software:${SOFTWARE_AUDIT_ANCHOR_FILE}`,
+      read: () => {
+        if (!existsSync(file)) return null;
+        const parsed = JSON.parse(readFileSync(file, 'utf8')) as AuditAnchor;
+        return { seq: parsed.seq, mac: parsed.mac, time: parsed.time };
+      },
+      write: (anchor) => writeSecretFile(file, `${JSON.stringify(anchor)}\n`, { replace: true }),
+    };
   }
 
   createVersionMaterial(_versionId: string, algorithm: Algorithm): MaterialRef {
@@ -140,6 +186,8 @@ export class SoftwareKeystore implements Keystore {
 export interface SoftwareKeystoreOptions {
   dataDir: string;
   logger?: KeystoreLogger;
+  /** Whether a missing root key file may be created (only for an empty store). Default true. */
+  allowCreate?: boolean;
 }
 
 /**
@@ -151,5 +199,6 @@ export function openSoftwareKeystore(options: SoftwareKeystoreOptions): Software
   options.logger?.warn(
     `software keystore (development only): the root key is the plain file ${file} and keys are handled in process memory`,
   );
-  return new SoftwareKeystore(loadOrCreateRootKey(file, options.logger));
+  const dataDir = path.resolve(options.dataDir);
+  return new SoftwareKeystore(loadOrCreateKey(file, 'software root key', options.allowCreate ?? true, options.logger), dataDir, options.logger);
 }

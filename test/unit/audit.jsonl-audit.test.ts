@@ -72,7 +72,7 @@ describe('openAuditLog: append, flush, reopen', () => {
     const { dataDir, log } = await logWith(2);
     await log.close();
     const again = await openAuditLog(dataDir);
-    expect(again.query({}).events.map((e) => e.requestId)).toEqual(['req-1', 'req-2']);
+    expect((await again.query({})).events.map((e) => e.requestId)).toEqual(['req-1', 'req-2']);
     again.append(event(3));
     await again.close();
     const lines = fileLines(dataDir);
@@ -261,16 +261,16 @@ describe('AuditLog.query', () => {
     ['with nothing matching', { keyId: 'nope' }, []],
   ])('filters %s', async (_name, query, seqs) => {
     const { log } = await logWith(20, make);
-    expect(log.query(query).events.map((e) => e.seq)).toEqual(seqs);
+    expect((await log.query(query)).events.map((e) => e.seq)).toEqual(seqs);
     await log.close();
   });
 
   it('returns the chained events as stored, and copies', async () => {
     const { dataDir, log } = await logWith(2, make);
-    const [first] = log.query({}).events;
+    const [first] = (await log.query({})).events;
     expect(first).toEqual(fileLines(dataDir)[0]);
     first!.result = 'EDITED';
-    expect(log.query({}).events[0]!.result).toBe('OK');
+    expect((await log.query({})).events[0]!.result).toBe('OK');
     await log.close();
   });
 
@@ -280,7 +280,7 @@ describe('AuditLog.query', () => {
     let token: string | undefined;
     let pages = 0;
     do {
-      const page = log.query({ keyId: 'key-1', pageSize: 4, ...(token === undefined ? {} : { pageToken: token }) });
+      const page = (await log.query({ keyId: 'key-1', pageSize: 4, ...(token === undefined ? {} : { pageToken: token }) }));
       seen.push(...page.events.map((e) => e.seq));
       token = page.nextPageToken;
       pages++;
@@ -288,26 +288,26 @@ describe('AuditLog.query', () => {
     expect(seen).toEqual([1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25]);
     expect(pages).toBe(4);
     // A page that ends exactly on the last match carries no token.
-    expect(log.query({ pageSize: 25 }).nextPageToken).toBeUndefined();
-    expect(log.query({ pageSize: 24 }).nextPageToken).toBeDefined();
+    expect((await log.query({ pageSize: 25 })).nextPageToken).toBeUndefined();
+    expect((await log.query({ pageSize: 24 })).nextPageToken).toBeDefined();
     await log.close();
   });
 
   it('keeps a token valid while events are appended', async () => {
     const { log } = await logWith(3);
-    const first = log.query({ pageSize: 2 });
+    const first = (await log.query({ pageSize: 2 }));
     log.append(event(4));
-    expect(log.query({ pageSize: 2, pageToken: first.nextPageToken! }).events.map((e) => e.seq)).toEqual([3, 4]);
+    expect((await log.query({ pageSize: 2, pageToken: first.nextPageToken! })).events.map((e) => e.seq)).toEqual([3, 4]);
     await log.close();
   });
 
   it('defaults to 100 per page and allows up to 1000', async () => {
     const { log } = await logWith(1001);
-    expect(log.query({}).events).toHaveLength(100);
-    expect(log.query({ pageSize: 0 }).events).toHaveLength(100);
-    const max = log.query({ pageSize: 1000 });
+    expect((await log.query({})).events).toHaveLength(100);
+    expect((await log.query({ pageSize: 0 })).events).toHaveLength(100);
+    const max = (await log.query({ pageSize: 1000 }));
     expect(max.events).toHaveLength(1000);
-    expect(log.query({ pageToken: max.nextPageToken! }).events.map((e) => e.seq)).toEqual([1001]);
+    expect((await log.query({ pageToken: max.nextPageToken! })).events.map((e) => e.seq)).toEqual([1001]);
     await log.close();
   });
 
@@ -324,7 +324,7 @@ describe('AuditLog.query', () => {
     const { log } = await logWith(2);
     let caught: unknown;
     try {
-      log.query(query);
+      (await log.query(query));
     } catch (err) {
       caught = err;
     }
