@@ -6,6 +6,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { randomUUID } from 'node:crypto';
 import type { AccessPolicy } from './domain/access.js';
 import type { AuditLog } from './domain/ports.js';
+import { unroutedOperation } from './audit/chain.js';
 import type { AdjustableClock } from './domain/clock.js';
 import type { KeyService } from './domain/keys.js';
 import { toHttpError, transportError } from './http/errors.js';
@@ -100,7 +101,7 @@ export function buildApp(deps: AppDeps): express.Express {
         time: deps.now().toISOString(),
         requestId,
         subject: 'anonymous',
-        operation: `${req.method} ${req.path}`,
+        operation: unroutedOperation(req.method, req.path),
         result: 'INVALID_ARGUMENT',
         ...(req.socket.remoteAddress !== undefined ? { remoteAddress: req.socket.remoteAddress } : {}),
       }, deps.logger);

@@ -19,6 +19,14 @@ export interface KmsdConfig {
   /** Seconds a deleted key can be restored. */
   restoreWindowSeconds: number;
   schedulerIntervalMs: number;
+  /** The audit trail (daemon/audit/trail.ts): segment rotation, retention, recovery after a cut. */
+  audit: {
+    segmentBytes: number;
+    segmentMaxAgeSeconds: number;
+    retentionSeconds: number;
+    maxTotalBytes: number;
+    acceptLoss: boolean;
+  };
 }
 
 export const DEFAULTS = {
@@ -27,10 +35,14 @@ export const DEFAULTS = {
   keystore: 'pkcs11',
   logLevel: 'info',
   restoreWindow: '72h',
+  auditSegmentSize: '16MiB',
+  auditSegmentMaxAge: '24h',
+  auditRetention: '8760h',
+  auditMaxSize: '10GiB',
 } as const;
 
 export const USAGE = `Usage: kmsd [options]
-       kmsd audit verify --data-dir DIR
+       kmsd audit verify|export --data-dir DIR …   (kmsd audit --help)
 
 Options (flag / environment variable / default):
   --listen HOST:PORT          KMS_LISTEN               ${DEFAULTS.listen}
@@ -41,6 +53,11 @@ Options (flag / environment variable / default):
   --pkcs11-pin PIN            KMS_PKCS11_PIN           generated on first start into <data-dir>/hsm-pins.json (0600)
   --restore-window DURATION   KMS_RESTORE_WINDOW       ${DEFAULTS.restoreWindow} (how long a deleted key can be restored)
   --log-level LEVEL           KMS_LOG_LEVEL            ${DEFAULTS.logLevel}
+  --audit-segment-size SIZE   KMS_AUDIT_SEGMENT_SIZE   ${DEFAULTS.auditSegmentSize} (a segment is sealed before it would outgrow this)
+  --audit-segment-max-age DUR KMS_AUDIT_SEGMENT_MAX_AGE ${DEFAULTS.auditSegmentMaxAge} (…or once it is this old)
+  --audit-retention DURATION  KMS_AUDIT_RETENTION      ${DEFAULTS.auditRetention} (sealed segments whose newest event is older are pruned)
+  --audit-max-size SIZE       KMS_AUDIT_MAX_SIZE       ${DEFAULTS.auditMaxSize} (oldest sealed segments are pruned while the trail is larger)
+  --audit-accept-loss         KMS_AUDIT_ACCEPT_LOSS=1  start although the trail ends before its anchor, recording an Audit.IntegrityAlert
   --unsafe-test-clock                                  adds POST /test/v1/clock:advance (tests only; never in production)
   KMS_BOOTSTRAP_TOKEN         admin token to register on start; otherwise one is generated into <data-dir>/admin.token (0600)
 `;
@@ -68,6 +85,11 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): KmsdConfig 
         'pkcs11-pin': { type: 'string' },
         'restore-window': { type: 'string' },
         'log-level': { type: 'string' },
+        'audit-segment-size': { type: 'string' },
+        'audit-segment-max-age': { type: 'string' },
+        'audit-retention': { type: 'string' },
+        'audit-max-size': { type: 'string' },
+        'audit-accept-loss': { type: 'boolean' },
         'unsafe-test-clock': { type: 'boolean' },
         help: { type: 'boolean' },
       },
@@ -91,6 +113,13 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): KmsdConfig 
     logLevel: values['log-level'] ?? env.KMS_LOG_LEVEL ?? DEFAULTS.logLevel,
     restoreWindowSeconds: parseGoDuration('--restore-window', values['restore-window'] ?? env.KMS_RESTORE_WINDOW ?? DEFAULTS.restoreWindow),
     schedulerIntervalMs: 1000,
+    audit: {
+      segmentBytes: parseSize('--audit-segment-size', values['audit-segment-size'] ?? env.KMS_AUDIT_SEGMENT_SIZE ?? DEFAULTS.auditSegmentSize, 4096),
+      segmentMaxAgeSeconds: positive('--audit-segment-max-age', parseGoDuration('--audit-segment-max-age', values['audit-segment-max-age'] ?? env.KMS_AUDIT_SEGMENT_MAX_AGE ?? DEFAULTS.auditSegmentMaxAge)),
+      retentionSeconds: positive('--audit-retention', parseGoDuration('--audit-retention', values['audit-retention'] ?? env.KMS_AUDIT_RETENTION ?? DEFAULTS.auditRetention)),
+      maxTotalBytes: parseSize('--audit-max-size', values['audit-max-size'] ?? env.KMS_AUDIT_MAX_SIZE ?? DEFAULTS.auditMaxSize, 4096),
+      acceptLoss: values['audit-accept-loss'] === true || env.KMS_AUDIT_ACCEPT_LOSS === '1' || env.KMS_AUDIT_ACCEPT_LOSS === 'true',
+    },
   };
   const module = values['pkcs11-module'] ?? env.KMS_PKCS11_MODULE;
   if (module !== undefined) config.pkcs11Module = module;
@@ -100,6 +129,34 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): KmsdConfig 
   if (pin !== undefined) config.pkcs11Pin = pin;
   if (env.KMS_BOOTSTRAP_TOKEN !== undefined && env.KMS_BOOTSTRAP_TOKEN !== '') config.bootstrapToken = env.KMS_BOOTSTRAP_TOKEN;
   return config;
+}
+
+const SIZE_UNITS = new Map<string, number>([
+  ['', 1],
+  ['B', 1],
+  ['KiB', 1024],
+  ['MiB', 1024 ** 2],
+  ['GiB', 1024 ** 3],
+  ['TiB', 1024 ** 4],
+  ['KB', 1000],
+  ['MB', 1000 ** 2],
+  ['GB', 1000 ** 3],
+  ['TB', 1000 ** 4],
+]);
+
+/** "64MiB", "10GiB", "500MB", "4096" → bytes; at least `min`. */
+export function parseSize(name: string, text: string, min: number): number {
+  const match = /^(\d{1,15})(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?$/.exec(text);
+  const unit = SIZE_UNITS.get(match?.[2] ?? '');
+  const bytes = match?.[1] === undefined || unit === undefined ? NaN : Number(match[1]) * unit;
+  if (!Number.isSafeInteger(bytes)) throw new ConfigError(`${name} must be a size such as "64MiB" or "10GiB", got "${text}"`);
+  if (bytes < min) throw new ConfigError(`${name} must be at least ${min} bytes, got "${text}"`);
+  return bytes;
+}
+
+function positive(name: string, seconds: number): number {
+  if (seconds <= 0) throw new ConfigError(`${name} must be longer than 0s`);
+  return seconds;
 }
 
 /** "72h", "30m", "90s", "1h30m" → seconds. */

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { createServer, type Server } from 'node:http';
 import { buildApp, type AppLogger } from './app.js';
-import { openAuditLog } from './audit/jsonl-audit.js';
+import { openAuditLog } from './audit/trail.js';
 import type { KmsdConfig } from './config.js';
 import { BOOTSTRAP_ADMIN, rolePolicy, type AccessPolicy } from './domain/access.js';
 import { AdjustableClock, systemClock } from './domain/clock.js';
@@ -53,20 +53,23 @@ export interface StartOptions {
  * With `--pkcs11-module` and `--pkcs11-pin` any other PKCS#11 module (an existing token, found by
  * `--pkcs11-token-label`). `--keystore software` only where no PKCS#11 module exists.
  */
-export function openConfiguredKeystore(config: KmsdConfig, dataDir: string, logger: AppLogger): Keystore {
+export function openConfiguredKeystore(config: KmsdConfig, dataDir: string, logger: AppLogger, options: { allowCreate?: boolean } = {}): Keystore {
   const log = { info: (message: string) => logger.info({}, message), warn: (message: string) => logger.warn({}, message) };
-  if (config.keystore === 'software') return openSoftwareKeystore({ dataDir, logger: log });
+  // Read-only tools pass allowCreate false: they must never create a token, root key or file.
+  const create = options.allowCreate === undefined ? {} : { allowCreate: options.allowCreate };
+  if (config.keystore === 'software') return openSoftwareKeystore({ dataDir, logger: log, ...create });
   const module = config.pkcs11Module ?? findSoftHsmModule();
   const isSoftHsm = /softhsm/i.test(module);
   if (!isSoftHsm) {
     if (config.pkcs11Pin === undefined || config.pkcs11TokenLabel === undefined) {
       throw new Error(`--pkcs11-module ${module} needs --pkcs11-token-label and --pkcs11-pin (or KMS_PKCS11_TOKEN_LABEL, KMS_PKCS11_PIN)`);
     }
-    return openPkcs11Keystore({ modulePath: module, tokenLabel: config.pkcs11TokenLabel, pin: config.pkcs11Pin, logger: log });
+    return openPkcs11Keystore({ modulePath: module, tokenLabel: config.pkcs11TokenLabel, pin: config.pkcs11Pin, logger: log, ...create });
   }
   return openSoftHsmKeystore(dataDir, {
     modulePath: module,
     logger: log,
+    ...create,
     ...(config.pkcs11TokenLabel !== undefined ? { tokenLabel: config.pkcs11TokenLabel } : {}),
     ...(config.pkcs11Pin !== undefined ? { pin: config.pkcs11Pin } : {}),
   });
@@ -84,12 +87,26 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
   try {
     const store = await openLowdbStore(dataDir);
     cleanups.push(() => store.close());
-    const audit = await openAuditLog(dataDir, { logger: { warn: (message: string) => logger.warn({}, message) } });
-    cleanups.push(() => audit.close());
     const keystore = openConfiguredKeystore(config, dataDir, logger);
     cleanups.push(() => keystore.close());
     const testClock = config.unsafeTestClock ? new AdjustableClock() : undefined;
     const clock = testClock ?? systemClock;
+    // After the keystore (its MAC key and anchor), closed before it.
+    const audit = await openAuditLog(dataDir, {
+      keystore,
+      segmentBytes: config.audit.segmentBytes,
+      segmentMaxAgeMs: config.audit.segmentMaxAgeSeconds * 1000,
+      retentionMs: config.audit.retentionSeconds * 1000,
+      maxTotalBytes: config.audit.maxTotalBytes,
+      acceptLoss: config.audit.acceptLoss,
+      now: () => clock.now(),
+      logger: {
+        info: (message: string) => logger.info({}, message),
+        warn: (message: string) => logger.warn({}, message),
+        error: (message: string) => logger.error({}, message),
+      },
+    });
+    cleanups.push(() => audit.close());
     const ids = randomIds();
     const keys = new KeyService({ store, clock, ids, keystore, restoreWindowSeconds: config.restoreWindowSeconds });
     const generatedAdminToken = await ensureBootstrapToken(store, clock, ids, config.bootstrapToken);

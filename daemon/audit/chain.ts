@@ -1,27 +1,62 @@
 /**
- * The hash chain of the audit log, shared by the writer (./jsonl-audit.ts) and the offline
- * checker (./verify.ts) so that both agree byte for byte on what a valid line is.
+ * The keyed chain of the audit trail, shared by the writer (./trail.ts), the start-up checks and
+ * the offline verifier (./verify.ts), so that all of them agree byte for byte on what a valid
+ * line is.
  *
  * A line is the canonical JSON of a `ChainedAuditEvent` followed by "\n". Canonical JSON has the
  * object keys sorted (recursively) and no whitespace, so the same event always serializes to the
- * same bytes. `hash` is the hex SHA-256 of the canonical JSON of the event without `hash` (that is,
- * including `seq` and `prev`), and `prev` is the `hash` of the line before ("0"×64 on line 1).
- * Editing, removing, inserting or reordering a line therefore breaks either its own hash, the
- * `seq` sequence or the next line's `prev`.
+ * same bytes. `mac` is the hex HMAC-SHA256, under the keystore's audit key
+ * (`Keystore.auditKeyring`), of the UTF-8 canonical JSON of the event without `mac` (that is,
+ * including `seq` and `prev`); `prev` is the `mac` of the event before ("0"×64 for the first
+ * event of a trail, or the last `hash` of a migrated pre-MAC log). Editing, removing, inserting or
+ * reordering a line breaks its own MAC, the `seq` sequence or the next line's `prev`; recomputing
+ * the chain needs the key, which never leaves the HSM.
+ *
+ * The pre-MAC format (kmsd 0.1 `audit.log`: the same canonical lines with an unkeyed SHA-256
+ * `hash` instead of `mac`) is checked by `LegacyChainChecker`, for migrated legacy segments.
  */
 import { createHash } from 'node:crypto';
 import { readSync } from 'node:fs';
-import type { AuditEvent, ChainedAuditEvent } from '../domain/ports.js';
+import type { AuditDetails, AuditEvent, AuditKeyring, ChainedAuditEvent } from '../domain/ports.js';
 
-/** `prev` of the first event. */
+/** `prev` of the first event of a trail. */
 export const GENESIS_PREV = '0'.repeat(64);
 
-/** The log's file name inside the data dir. */
-export const AUDIT_LOG_FILE = 'audit.log';
+/** The pre-segment log's file name inside the data dir (migrated into `audit/` on first start). */
+export const LEGACY_AUDIT_LOG_FILE = 'audit.log';
+
+/**
+ * Caps on every event field, in UTF-16 code units (what JavaScript's `length` counts). A longer
+ * value is cut to the cap, its last character replaced by "…", so that no caller (and no
+ * anonymous request with an 8 KB path) can make an event, the trail or a query page large.
+ * `operation` is long enough for `<METHOD> <path>` of an unrouted call, cut; ids fit the API's
+ * 50-character ids with room to spare; `subject` fits `serviceAccount:<id>`.
+ */
+export const AUDIT_FIELD_LIMITS = Object.freeze({
+  time: 40,
+  requestId: 64,
+  subject: 80,
+  operation: 256,
+  folderId: 64,
+  keyId: 64,
+  versionId: 64,
+  result: 32,
+  remoteAddress: 64,
+  /** System events only: at most this many entries in `details`… */
+  detailsEntries: 16,
+  /** …each name at most this long… */
+  detailsName: 32,
+  /** …each string value (and each list item) at most this long… */
+  detailsValue: 256,
+  /** …and each list at most this many items. */
+  detailsListItems: 64,
+});
 
 const REQUIRED_FIELDS = ['time', 'requestId', 'subject', 'operation', 'result'] as const;
 const OPTIONAL_FIELDS = ['folderId', 'keyId', 'versionId', 'remoteAddress'] as const;
-const HEX_SHA256 = /^[0-9a-f]{64}$/;
+type StringField = (typeof REQUIRED_FIELDS)[number] | (typeof OPTIONAL_FIELDS)[number];
+const HEX_256 = /^[0-9a-f]{64}$/;
+const DETAILS_NAME = /^[a-zA-Z][a-zA-Z0-9]*$/;
 /** RFC 3339 date-time (what `Date.toISOString()` produces, offsets allowed). */
 export const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
@@ -29,7 +64,7 @@ export const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value === 'boolean' || typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'number') {
-    // JSON has no NaN/Infinity; JSON.stringify would silently write null and the hash would lie.
+    // JSON has no NaN/Infinity; JSON.stringify would silently write null and the MAC would lie.
     if (!Number.isFinite(value)) throw new TypeError(`canonical JSON cannot hold the number ${value}`);
     return JSON.stringify(value);
   }
@@ -45,27 +80,62 @@ export function canonicalJson(value: unknown): string {
   throw new TypeError(`canonical JSON cannot hold a ${typeof value}`);
 }
 
-/** The `hash` of an event: hex SHA-256 over its canonical JSON without `hash`. */
-export function hashEvent(event: Omit<ChainedAuditEvent, 'hash'> & { hash?: string }): string {
-  const { hash: _ignored, ...rest } = event;
-  return createHash('sha256').update(canonicalJson(rest), 'utf8').digest('hex');
+/** `value` cut to `limit` UTF-16 code units, ending in "…" when cut (never splitting a surrogate pair). */
+export function capField(value: string, limit: number): string {
+  if (value.length <= limit) return value;
+  let cut = value.slice(0, limit - 1);
+  const last = cut.charCodeAt(cut.length - 1);
+  if (last >= 0xd800 && last <= 0xdbff) cut = cut.slice(0, -1);
+  return `${cut}…`;
 }
 
 /**
- * Copies only the fields an audit event may carry. Anything else a caller passes (a request body,
- * a token, plaintext by mistake) is dropped here rather than written to disk forever.
- * Throws a TypeError naming the field when a field has the wrong type: that is a bug in the caller.
+ * The `operation` of a call no route matched: `<METHOD> <path>`, cut to
+ * `AUDIT_FIELD_LIMITS.operation`. The router and the app's error handler use it, so an anonymous
+ * request with a huge path costs the same few hundred bytes as any other.
+ */
+export function unroutedOperation(method: string, path: string): string {
+  return capField(`${method.slice(0, 16)} ${path.slice(0, AUDIT_FIELD_LIMITS.operation)}`, AUDIT_FIELD_LIMITS.operation);
+}
+
+/**
+ * Copies only the fields an audit event may carry, each cut to its cap (AUDIT_FIELD_LIMITS).
+ * Anything else a caller passes (a request body, a token, plaintext by mistake) is dropped here
+ * rather than written to disk for years. Throws a TypeError naming the field when a field has the
+ * wrong type: that is a bug in the caller.
  */
 export function pickAuditFields(event: AuditEvent): AuditEvent {
   const source = event as unknown as Record<string, unknown>;
   const problem = describeInvalidFields(source);
   if (problem !== undefined) throw new TypeError(`invalid audit event: ${problem}`);
-  const picked: Record<string, string> = {};
-  for (const field of [...REQUIRED_FIELDS, ...OPTIONAL_FIELDS]) {
+  const picked: Partial<Record<StringField, string>> & { details?: AuditDetails } = {};
+  for (const field of REQUIRED_FIELDS) picked[field] = capField(source[field] as string, AUDIT_FIELD_LIMITS[field]);
+  for (const field of OPTIONAL_FIELDS) {
     const value = source[field];
-    if (typeof value === 'string') picked[field] = value;
+    if (typeof value === 'string') picked[field] = capField(value, AUDIT_FIELD_LIMITS[field]);
   }
-  return picked as unknown as AuditEvent;
+  if (source.details !== undefined) picked.details = pickDetails(source.details);
+  return picked as AuditEvent;
+}
+
+function pickDetails(value: unknown): AuditDetails {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new TypeError('invalid audit event: field "details" is not an object');
+  const entries = Object.entries(value as Record<string, unknown>);
+  if (entries.length > AUDIT_FIELD_LIMITS.detailsEntries) {
+    throw new TypeError(`invalid audit event: field "details" has more than ${AUDIT_FIELD_LIMITS.detailsEntries} entries`);
+  }
+  // Null prototype: the names come from the caller and must not reach Object.prototype.
+  const details = Object.create(null) as Record<string, string | number | string[]>;
+  for (const [name, item] of entries) {
+    if (name.length > AUDIT_FIELD_LIMITS.detailsName || !DETAILS_NAME.test(name)) throw new TypeError(`invalid audit event: details name ${JSON.stringify(name.slice(0, 40))} is not a short identifier`);
+    if (typeof item === 'string') details[name] = capField(item, AUDIT_FIELD_LIMITS.detailsValue);
+    else if (typeof item === 'number' && Number.isSafeInteger(item)) details[name] = item;
+    else if (Array.isArray(item) && item.every((v): v is string => typeof v === 'string')) {
+      if (item.length > AUDIT_FIELD_LIMITS.detailsListItems) throw new TypeError(`invalid audit event: details.${name} has more than ${AUDIT_FIELD_LIMITS.detailsListItems} items`);
+      details[name] = item.map((v) => capField(v, AUDIT_FIELD_LIMITS.detailsValue));
+    } else throw new TypeError(`invalid audit event: details.${name} is not a string, an integer or a list of strings`);
+  }
+  return details;
 }
 
 /** Why `record` is not a valid AuditEvent, or undefined when it is. Unknown fields are ignored. */
@@ -77,93 +147,191 @@ function describeInvalidFields(record: Record<string, unknown>): string | undefi
     if (record[field] !== undefined && typeof record[field] !== 'string') return `field "${field}" is not a string`;
   }
   const time = record.time as string;
-  if (!RFC3339.test(time) || Number.isNaN(Date.parse(time))) return `field "time" is not an RFC 3339 date-time: ${JSON.stringify(time)}`;
+  if (!RFC3339.test(time) || Number.isNaN(Date.parse(time))) return `field "time" is not an RFC 3339 date-time: ${JSON.stringify(time.slice(0, 64))}`;
   return undefined;
+}
+
+/** hex HMAC of the canonical JSON `unmacced` (an event without `mac`). */
+export function macOf(keyring: AuditKeyring, unmacced: string): string {
+  return keyring.mac(Buffer.from(unmacced, 'utf8')).toString('hex');
+}
+
+/**
+ * The stored line (without "\n") of an event whose canonical JSON without `mac` is `unmacced`:
+ * the same text with `"mac":"…"` inserted where the sorted key order puts it, so the writer
+ * serializes each event once. `mac` sorts right before `operation`, which every event has; the
+ * last `"operation":` is the top-level one (only `details`, which sorts first, nests objects, and
+ * a string value cannot hold an unescaped quote).
+ */
+export function lineWithMac(unmacced: string, mac: string): string {
+  const at = unmacced.lastIndexOf('"operation":');
+  if (at < 1) throw new TypeError('canonical event has no "operation"');
+  return `${unmacced.slice(0, at)}"mac":"${mac}",${unmacced.slice(at)}`;
+}
+
+/** The pre-MAC `hash` of a legacy line: hex SHA-256 over its canonical JSON without `hash`. */
+export function legacyHash(record: Record<string, unknown>): string {
+  const { hash: _ignored, ...rest } = record;
+  return createHash('sha256').update(canonicalJson(rest), 'utf8').digest('hex');
 }
 
 /** The outcome of checking one line against the chain. */
 export type LineCheck =
-  | { ok: true; event: ChainedAuditEvent }
+  | { ok: true; event: ChainedAuditEvent; record: Record<string, unknown> }
   | {
       ok: false;
       reason: string;
       /**
-       * The line is not JSON at all (or empty): what a crash leaves behind at the end of the file.
-       * The other failures (wrong seq, prev or hash) mean someone or something changed the file.
+       * The line is not JSON at all (or empty): what a crash leaves behind at the end of a file.
+       * The other failures (wrong seq, prev or MAC) mean someone or something changed the file.
        */
       unparseable: boolean;
+      /** The line's own seq and mac when it parsed that far, to resynchronize after a finding. */
+      seq?: number;
+      mac?: string;
     };
 
-/**
- * Walks the chain line by line. Each `check` compares the line with the state the previous lines
- * left (expected seq, expected prev) and advances that state only when the line is valid.
- */
-export class ChainChecker {
-  private expectedSeq = 1;
-  private expectedPrev = GENESIS_PREV;
+/** Parses a line into a JSON object, or says why it is not one. */
+export function parseLine(line: Buffer): { ok: true; record: Record<string, unknown> } | { ok: false; reason: string } {
+  if (line.length === 0) return { ok: false, reason: 'line is empty' };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(line.toString('utf8'));
+  } catch (err) {
+    return { ok: false, reason: `not valid JSON (${(err as Error).message})` };
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { ok: false, reason: 'not a JSON object' };
+  return { ok: true, record: parsed as Record<string, unknown> };
+}
 
-  /** Number of valid lines so far (the seq of the last one). */
-  get count(): number {
-    return this.expectedSeq - 1;
+/** Where a checker starts: the seq and `prev` its first line must carry. */
+export interface ChainPosition {
+  seq: number;
+  prev: string;
+}
+
+/**
+ * Walks a chain line by line. Each `check` compares the line with the state the previous lines
+ * left (expected seq, expected prev) and advances that state only when the line is valid.
+ * Subclasses differ in the name and computation of the per-line digest (`mac` or legacy `hash`).
+ */
+abstract class Checker {
+  protected expectedSeq: number;
+  protected expectedPrev: string;
+  private checked = 0;
+
+  constructor(start: ChainPosition = { seq: 1, prev: GENESIS_PREV }) {
+    this.expectedSeq = start.seq;
+    this.expectedPrev = start.prev;
   }
 
-  /** The hash the next line's `prev` must carry. */
+  /** Number of valid lines so far. */
+  get count(): number {
+    return this.checked;
+  }
+
+  /** The seq the next line must carry. */
+  get nextSeq(): number {
+    return this.expectedSeq;
+  }
+
+  /** The digest the next line's `prev` must carry. */
   get head(): string {
     return this.expectedPrev;
   }
 
+  /** Continues from another position (after a recorded gap, or to resynchronize after a finding). */
+  resync(position: ChainPosition): void {
+    this.expectedSeq = position.seq;
+    this.expectedPrev = position.prev;
+  }
+
+  protected abstract readonly digestField: 'mac' | 'hash';
+  protected abstract digest(record: Record<string, unknown>): string;
+  protected abstract explainMismatch(record: Record<string, unknown>): string;
+
   check(line: Buffer): LineCheck {
-    if (line.length === 0) return { ok: false, reason: 'line is empty', unparseable: true };
-    const text = line.toString('utf8');
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (err) {
-      return { ok: false, reason: `not valid JSON (${(err as Error).message})`, unparseable: true };
-    }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-      return { ok: false, reason: 'not a JSON object', unparseable: true };
-    }
-    const record = parsed as Record<string, unknown>;
+    const parsed = parseLine(line);
+    if (!parsed.ok) return { ok: false, reason: parsed.reason, unparseable: true };
+    const record = parsed.record;
+    const { seq, prev } = record;
+    const digest = record[this.digestField];
+    const own = {
+      ...(typeof seq === 'number' ? { seq } : {}),
+      ...(typeof digest === 'string' ? { mac: digest } : {}),
+    };
+    const fail = (reason: string) => ({ ok: false as const, reason, unparseable: false, ...own });
     const problem = describeInvalidFields(record);
-    if (problem !== undefined) return { ok: false, reason: problem, unparseable: false };
-    const { seq, prev, hash } = record;
-    if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) {
-      return { ok: false, reason: 'field "seq" is missing or not a positive integer', unparseable: false };
-    }
-    if (typeof prev !== 'string' || !HEX_SHA256.test(prev)) {
-      return { ok: false, reason: 'field "prev" is missing or not a hex SHA-256', unparseable: false };
-    }
-    if (typeof hash !== 'string' || !HEX_SHA256.test(hash)) {
-      return { ok: false, reason: 'field "hash" is missing or not a hex SHA-256', unparseable: false };
-    }
-    if (seq !== this.expectedSeq) {
-      return {
-        ok: false,
-        reason: `seq is ${seq}, expected ${this.expectedSeq} (a line was removed, inserted or moved)`,
-        unparseable: false,
-      };
-    }
+    if (problem !== undefined) return fail(problem);
+    if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) return fail('field "seq" is missing or not a positive integer');
+    if (typeof prev !== 'string' || !HEX_256.test(prev)) return fail('field "prev" is missing or not 64 hex digits');
+    if (typeof digest !== 'string' || !HEX_256.test(digest)) return fail(`field "${this.digestField}" is missing or not 64 hex digits`);
+    if (seq !== this.expectedSeq) return fail(`seq is ${seq}, expected ${this.expectedSeq} (a line was removed, inserted or moved)`);
     if (prev !== this.expectedPrev) {
-      const previous = seq === 1 ? 'must be 64 zeros on the first line' : `does not match the hash of line ${seq - 1}`;
-      return { ok: false, reason: `prev ${previous} (a line was removed, inserted or moved)`, unparseable: false };
+      const previous = this.expectedPrev === GENESIS_PREV ? 'must be 64 zeros on the first line of the trail' : `does not match the ${this.digestField} of event ${seq - 1}`;
+      return fail(`prev ${previous} (a line was removed, inserted or moved)`);
     }
-    const event = record as unknown as ChainedAuditEvent;
-    if (hashEvent(event) !== hash) {
-      return { ok: false, reason: 'hash does not match the line content (the line was edited)', unparseable: false };
-    }
-    // The hash covers the parsed values only; this catches edits that do not change them
+    if (this.digest(record) !== digest) return fail(this.explainMismatch(record));
+    // The digest covers the parsed values only; this catches edits that do not change them
     // (whitespace, key order, escapes, a duplicate key that JSON.parse silently overrides).
     if (!Buffer.from(canonicalJson(record), 'utf8').equals(line)) {
-      return { ok: false, reason: 'line is not byte for byte as kmsd wrote it (whitespace, key order, escapes or a duplicate key changed)', unparseable: false };
+      return fail('line is not byte for byte as kmsd wrote it (whitespace, key order, escapes or a duplicate key changed)');
     }
     this.expectedSeq = seq + 1;
-    this.expectedPrev = hash;
-    return { ok: true, event };
+    this.expectedPrev = digest;
+    this.checked++;
+    const event = (this.digestField === 'mac' ? record : toChained(record)) as unknown as ChainedAuditEvent;
+    return { ok: true, event, record };
   }
 }
 
-/** One line of the file without its "\n". */
+/** Checks lines of the keyed chain: `mac` must be the HMAC under `keyring`. */
+export class ChainChecker extends Checker {
+  protected readonly digestField = 'mac';
+
+  constructor(
+    private readonly keyring: AuditKeyring,
+    start?: ChainPosition,
+  ) {
+    super(start);
+  }
+
+  protected digest(record: Record<string, unknown>): string {
+    const { mac: _ignored, ...rest } = record;
+    return macOf(this.keyring, canonicalJson(rest));
+  }
+
+  protected explainMismatch(record: Record<string, unknown>): string {
+    const { mac, ...rest } = record;
+    const unkeyed = createHash('sha256').update(canonicalJson(rest), 'utf8').digest('hex');
+    if (unkeyed === mac) {
+      return 'mac is the unkeyed SHA-256 of the line, not its HMAC under the audit key (the line was rewritten by someone without the key)';
+    }
+    return 'mac does not match the line content under the audit key (the line was edited, or written under another key)';
+  }
+}
+
+/** Checks lines of a pre-MAC log with its own rules (unkeyed SHA-256 `hash`). */
+export class LegacyChainChecker extends Checker {
+  protected readonly digestField = 'hash';
+
+  protected digest(record: Record<string, unknown>): string {
+    return legacyHash(record);
+  }
+
+  protected explainMismatch(): string {
+    return 'hash does not match the line content (the line was edited)';
+  }
+}
+
+/** A legacy record as a `ChainedAuditEvent`: its `hash` is served as `mac`. */
+export function toChained(record: Record<string, unknown>): ChainedAuditEvent {
+  if (!('hash' in record)) return record as unknown as ChainedAuditEvent;
+  const { hash, ...rest } = record;
+  return { ...rest, mac: hash } as unknown as ChainedAuditEvent;
+}
+
+/** One line of a file without its "\n". */
 export interface RawLine {
   bytes: Buffer;
   /** Byte offset of the line's first byte in the file. */
@@ -173,33 +341,59 @@ export interface RawLine {
 }
 
 /**
- * Reads a file line by line in fixed-size chunks, so that checking a log of any size needs
- * memory for one chunk and one line, not for the whole file (V8 strings stop at ~512 MiB).
- * Splitting on the byte 0x0A is safe in UTF-8: it never occurs inside a multi-byte character.
+ * Splits chunks into lines; shared by the synchronous and asynchronous readers. Splitting on the
+ * byte 0x0A is safe in UTF-8: it never occurs inside a multi-byte character.
  */
-export function* readLines(fd: number, chunkSize = 1 << 20): Generator<RawLine> {
-  const chunk = Buffer.allocUnsafe(chunkSize);
+export class LineSplitter {
   /** Pieces of a line that spans chunks; joined once its "\n" shows up. */
-  let carry: Buffer[] = [];
-  let carryOffset = 0;
+  private carry: Buffer[] = [];
+  private carryOffset: number;
+
+  constructor(private position = 0) {
+    this.carryOffset = position;
+  }
+
+  /** Lines completed by `data` (which must be the bytes at the current position). */
+  push(data: Buffer): RawLine[] {
+    const lines: RawLine[] = [];
+    let start = 0;
+    for (let newline = data.indexOf(0x0a); newline !== -1; newline = data.indexOf(0x0a, start)) {
+      const piece = data.subarray(start, newline);
+      // Copied, because callers reuse the chunk buffer for the next read.
+      const bytes = this.carry.length === 0 ? Buffer.from(piece) : Buffer.concat([...this.carry, piece]);
+      lines.push({ bytes, offset: this.carryOffset, terminated: true });
+      this.carry = [];
+      this.carryOffset = this.position + newline + 1;
+      start = newline + 1;
+    }
+    if (start < data.length) this.carry.push(Buffer.from(data.subarray(start)));
+    this.position += data.length;
+    return lines;
+  }
+
+  /** The unterminated rest, if any. */
+  end(): RawLine | undefined {
+    if (this.carry.length === 0) return undefined;
+    const line = { bytes: Buffer.concat(this.carry), offset: this.carryOffset, terminated: false };
+    this.carry = [];
+    return line;
+  }
+}
+
+/**
+ * Reads a file line by line in fixed-size chunks (synchronously; for the one-time legacy
+ * migration), so memory holds one chunk and one line, not the file.
+ */
+export function* readLinesSync(fd: number, chunkSize = 1 << 20): Generator<RawLine> {
+  const chunk = Buffer.allocUnsafe(chunkSize);
+  const splitter = new LineSplitter();
   let position = 0;
   for (;;) {
     const read = readSync(fd, chunk, 0, chunkSize, position);
     if (read === 0) break;
-    const data = chunk.subarray(0, read);
-    let start = 0;
-    for (let newline = data.indexOf(0x0a); newline !== -1; newline = data.indexOf(0x0a, start)) {
-      const piece = data.subarray(start, newline);
-      // Copied, because `chunk` is overwritten by the next read while callers may keep the line.
-      const bytes = carry.length === 0 ? Buffer.from(piece) : Buffer.concat([...carry, piece]);
-      yield { bytes, offset: carryOffset, terminated: true };
-      carry = [];
-      carryOffset = position + newline + 1;
-      start = newline + 1;
-    }
-    // `chunk` is reused by the next read, so the unfinished tail must be copied out.
-    if (start < read) carry.push(Buffer.from(data.subarray(start)));
+    yield* splitter.push(chunk.subarray(0, read));
     position += read;
   }
-  if (carry.length > 0) yield { bytes: Buffer.concat(carry), offset: carryOffset, terminated: false };
+  const rest = splitter.end();
+  if (rest !== undefined) yield rest;
 }

@@ -1,18 +1,42 @@
 /**
  * `kmsd audit …` maintenance subcommands. daemon/cli.ts hands over the arguments after `audit`.
- * Safe to run next to a live daemon: it only reads the log.
+ * Both are read-only and safe to run next to a live daemon: they take no lock, write nothing in the
+ * data dir, and open the keystore the way the daemon does (for SoftHSM2 the PIN file in the data
+ * dir; two processes may open the same SoftHSM2 token) without allowing it to create anything.
  */
+import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULTS } from '../config.js';
-import { auditLogPath } from './jsonl-audit.js';
-import { verifyAuditLog } from './verify.js';
+import { ConfigError, DEFAULTS, parseConfig, type KmsdConfig } from '../config.js';
+import type { Keystore } from '../domain/ports.js';
+import { openConfiguredKeystore } from '../kmsd.js';
+import { SOFTHSM_FILES } from '../keystore/softhsm.js';
+import { LEGACY_AUDIT_LOG_FILE, LegacyChainChecker, readLinesSync } from './chain.js';
+import { parseBound, scanSegments, type ReadableSegment } from './query.js';
+import { auditDir, indexFileName, openIndex } from './segments.js';
+import { listSegments } from './trail.js';
+import { verifyTrail } from './verify.js';
 
-export const AUDIT_USAGE = `Usage: kmsd audit verify --data-dir DIR
+export const AUDIT_USAGE = `Usage: kmsd audit verify --data-dir DIR [keystore options]
+       kmsd audit export --data-dir DIR --from TIME --to TIME [--key ID] [--subject S] [--out FILE] [keystore options]
 
-  verify   checks the hash chain of <data-dir>/audit.log; exit code 0 when intact,
-           1 when a line was edited, removed, inserted or reordered (the line is named)
-           or the log cannot be read, 2 on a usage error.
-  --data-dir DIR   KMS_DATA_DIR   ${DEFAULTS.dataDir}
+  verify   walks every segment of <data-dir>/audit: each line's MAC under the audit key, the chain,
+           the indexes, the start (genesis or an Audit.Prune record) and the end (the head anchor).
+           Prints "audit trail OK: N events in M segments, head seq S" and exits 0; prints each
+           problem with its segment file and line on stderr and exits 1 when a line was edited,
+           removed, inserted or reordered, the tail was cut, a segment was rewritten without the
+           key, an old segment was deleted without a prune record, an index disagrees with its
+           segment, or the trail cannot be read; exits 2 on a usage error.
+  export   writes the events with time in [--from, --to] (RFC 3339, inclusive), optionally only
+           those of key --key or subject --subject, as JSONL lines exactly as stored (with seq,
+           prev and mac) to --out FILE (mode 0600) or stdout.
+
+  --data-dir DIR              KMS_DATA_DIR             ${DEFAULTS.dataDir}
+  --keystore pkcs11|software  KMS_KEYSTORE             as for kmsd
+  --pkcs11-module PATH        KMS_PKCS11_MODULE        as for kmsd
+  --pkcs11-token-label LABEL  KMS_PKCS11_TOKEN_LABEL   as for kmsd
+  --pkcs11-pin PIN            KMS_PKCS11_PIN           as for kmsd (SoftHSM2: <data-dir>/hsm-pins.json)
 `;
 
 /** Where the subcommand writes; tests pass their own. */
@@ -22,63 +46,203 @@ export interface AuditCommandIo {
   env: NodeJS.ProcessEnv;
 }
 
+class UsageError extends Error {}
+class CommandError extends Error {}
+
+const KEYSTORE_OPTIONS = {
+  'data-dir': { type: 'string' },
+  keystore: { type: 'string' },
+  'pkcs11-module': { type: 'string' },
+  'pkcs11-token-label': { type: 'string' },
+  'pkcs11-pin': { type: 'string' },
+  help: { type: 'boolean' },
+} as const;
+
+const EXPORT_OPTIONS = {
+  ...KEYSTORE_OPTIONS,
+  from: { type: 'string' },
+  to: { type: 'string' },
+  key: { type: 'string' },
+  subject: { type: 'string' },
+  out: { type: 'string' },
+} as const;
+
 /**
  * Runs `kmsd audit <argv…>` and returns the process exit code: 0 success, 1 tampered or
- * unreadable log, 2 usage error. Prints `audit log OK: N events` on success and
- * `audit log TAMPERED at line L: reason` on stderr when the chain is broken.
+ * unreadable trail, 2 usage error.
  */
-export function runAuditCommand(argv: string[], io: AuditCommandIo = defaultIo()): Promise<number> {
-  // Verification is synchronous today; the promise leaves room for subcommands that are not.
-  return Promise.resolve(auditCommand(argv, io));
-}
-
-function auditCommand(argv: string[], io: AuditCommandIo): number {
+export async function runAuditCommand(argv: string[], io: AuditCommandIo = defaultIo()): Promise<number> {
   const [command, ...rest] = argv;
   if (command === '--help' || command === '-h' || command === 'help') {
     io.stdout.write(AUDIT_USAGE);
     return 0;
   }
-  if (command !== 'verify') {
-    io.stderr.write(`kmsd audit: ${command === undefined ? 'missing subcommand' : `unknown subcommand "${command}"`}\n\n${AUDIT_USAGE}`);
+  if (command !== 'verify' && command !== 'export') {
+    io.stderr.write(`kmsd audit: ${command === undefined ? 'missing subcommand' : `unknown subcommand "${command.slice(0, 64)}"`}\n\n${AUDIT_USAGE}`);
     return 2;
   }
-  let values;
   try {
-    ({ values } = parseArgs({
-      args: rest,
-      strict: true,
-      allowPositionals: false,
-      options: { 'data-dir': { type: 'string' }, help: { type: 'boolean' } },
-    }));
+    const { values } = parseArgs({ args: rest, strict: true, allowPositionals: false, options: command === 'verify' ? KEYSTORE_OPTIONS : EXPORT_OPTIONS });
+    if (values.help === true) {
+      io.stdout.write(AUDIT_USAGE);
+      return 0;
+    }
+    const config = keystoreConfig(values, io.env);
+    return command === 'verify' ? await verify(config, io) : await exportEvents(config, values as ExportValues, io);
   } catch (err) {
-    io.stderr.write(`kmsd audit verify: ${(err as Error).message}\n\n${AUDIT_USAGE}`);
-    return 2;
+    if (err instanceof UsageError || err instanceof ConfigError || (err as { code?: unknown }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || (err as { code?: unknown }).code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL' || (err as { code?: unknown }).code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      io.stderr.write(`kmsd audit ${command}: ${(err as Error).message}\n\n${AUDIT_USAGE}`);
+      return 2;
+    }
+    io.stderr.write(`kmsd audit ${command}: ${(err as Error).message}\n`);
+    return 1;
   }
-  if (values.help === true) {
-    io.stdout.write(AUDIT_USAGE);
+}
+
+/** The daemon's own config parsing for the data dir and keystore options, so both open the same keystore. */
+function keystoreConfig(values: Partial<Record<keyof typeof KEYSTORE_OPTIONS, string | boolean>>, env: NodeJS.ProcessEnv): KmsdConfig {
+  const args: string[] = [];
+  for (const name of ['data-dir', 'keystore', 'pkcs11-module', 'pkcs11-token-label', 'pkcs11-pin'] as const) {
+    const value = values[name];
+    if (typeof value === 'string') args.push(`--${name}`, value);
+  }
+  return parseConfig(args, env);
+}
+
+const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/** Opens the keystore read-only; a data dir without a trail or PIN file is an error naming --data-dir. */
+function openKeystore(config: KmsdConfig, dataDir: string, io: AuditCommandIo): Keystore {
+  if (!existsSync(auditDir(dataDir))) throw new CommandError(`no audit trail at ${auditDir(dataDir)}; is --data-dir right? (kmsd creates it when it first starts)`);
+  if (config.keystore === 'pkcs11' && config.pkcs11Module === undefined && config.pkcs11Pin === undefined && !existsSync(join(dataDir, SOFTHSM_FILES.pins))) {
+    throw new CommandError(`no SoftHSM2 PIN file ${join(dataDir, SOFTHSM_FILES.pins)}; is --data-dir right? (or give --pkcs11-pin)`);
+  }
+  const warn = { ...silent, warn: (_obj: object, message: string) => void io.stderr.write(`warning: ${message}\n`) };
+  return openConfiguredKeystore(config, dataDir, warn, { allowCreate: false });
+}
+
+async function verify(config: KmsdConfig, io: AuditCommandIo): Promise<number> {
+  const dataDir = resolve(config.dataDir);
+  const legacy = join(dataDir, LEGACY_AUDIT_LOG_FILE);
+  if (!existsSync(auditDir(dataDir)) && existsSync(legacy)) return verifyUnmigrated(legacy, io);
+  const keystore = openKeystore(config, dataDir, io);
+  try {
+    const keyring = keystore.auditKeyring({ allowCreate: false });
+    const anchors = keystore.auditAnchorStore({ allowCreate: false });
+    const result = await verifyTrail(dataDir, keyring, anchors);
+    for (const note of result.notes) io.stdout.write(`note: ${note}\n`);
+    if (!result.ok) {
+      for (const f of result.findings) {
+        const where = f.segment === undefined ? '' : f.line === undefined ? `${f.segment}: ` : `${f.segment} line ${f.line}: `;
+        io.stderr.write(`audit trail TAMPERED: ${where}${f.reason}\n`);
+      }
+      return 1;
+    }
+    io.stdout.write(`audit trail OK: ${result.events} events in ${result.segments} segments, head seq ${result.headSeq}\n`);
     return 0;
+  } finally {
+    keystore.close();
   }
-  // Same resolution as the daemon, so `kmsd audit verify` checks the log `kmsd` writes.
-  const dataDir = values['data-dir'] ?? io.env.KMS_DATA_DIR ?? DEFAULTS.dataDir;
-  const path = auditLogPath(dataDir);
-  let result;
+}
+
+/** A data dir of kmsd 0.1 that no newer kmsd has started yet: its audit.log, with the old rules. */
+function verifyUnmigrated(path: string, io: AuditCommandIo): number {
+  const fd = openSync(path, 'r');
   try {
-    result = verifyAuditLog(path);
+    const checker = new LegacyChainChecker();
+    let line = 0;
+    for (const raw of readLinesSync(fd)) {
+      line++;
+      const result = raw.terminated ? checker.check(raw.bytes) : { ok: false as const, reason: 'incomplete last line (no trailing newline)' };
+      if (!result.ok) {
+        io.stderr.write(`audit trail TAMPERED: ${LEGACY_AUDIT_LOG_FILE} line ${line}: ${result.reason}\n`);
+        return 1;
+      }
+    }
+    io.stdout.write(`note: ${path} is the log of a kmsd before keyed chains (not yet moved into audit/); checked with its own rules (unkeyed SHA-256 "hash")\n`);
+    io.stdout.write(`audit trail OK: ${checker.count} events in 1 segments, head seq ${checker.count}\n`);
+    return 0;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+type ExportValues = { from?: string; to?: string; key?: string; subject?: string; out?: string };
+
+async function exportEvents(config: KmsdConfig, values: ExportValues, io: AuditCommandIo): Promise<number> {
+  if (values.from === undefined) throw new UsageError('--from is required (RFC 3339, e.g. 2024-05-01T00:00:00Z)');
+  if (values.to === undefined) throw new UsageError('--to is required (RFC 3339, e.g. 2024-05-02T00:00:00Z)');
+  let fromMs: number;
+  let toMs: number;
+  try {
+    fromMs = parseBound('--from', values.from);
+    toMs = parseBound('--to', values.to);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const message =
-      code === 'ENOENT'
-        ? `no audit log at ${path}; is --data-dir right? (kmsd creates the log when it first starts)`
-        : `cannot read the audit log ${path}: ${(err as Error).message}`;
-    io.stderr.write(`kmsd audit verify: ${message}\n`);
-    return 1;
+    throw new UsageError((err as Error).message);
   }
-  if (!result.ok) {
-    io.stderr.write(`audit log TAMPERED at line ${result.line}: ${result.reason}\n`);
-    return 1;
+  if (fromMs > toMs) throw new UsageError('--to must not be earlier than --from');
+  const dataDir = resolve(config.dataDir);
+  const keystore = openKeystore(config, dataDir, io);
+  let out: FileHandle | undefined;
+  try {
+    const keyring = keystore.auditKeyring({ allowCreate: false });
+    const dir = auditDir(dataDir);
+    // Indexes are trusted only when their MAC checks; otherwise the segment is read whole.
+    const segments: ReadableSegment[] = listSegments(dir).map((name) => {
+      const path = join(dir, name.name);
+      let index;
+      try {
+        const opened = openIndex(readFileSync(join(dir, indexFileName(name)), 'utf8'), name, keyring);
+        if (opened.ok) index = opened.index;
+        else io.stderr.write(`warning: ${indexFileName(name)} ${opened.reason}; reading ${name.name} whole\n`);
+      } catch {
+        // no index (the active segment): read it whole
+      }
+      return { path, name: name.name, end: statSync(path).size, index };
+    });
+    if (values.out !== undefined) out = await open(values.out, 'w', 0o600);
+    let buffered: Buffer[] = [];
+    let size = 0;
+    const emit = async (force: boolean) => {
+      if (size === 0 || (!force && size < 1 << 16)) return;
+      const chunk = Buffer.concat(buffered);
+      buffered = [];
+      size = 0;
+      if (out !== undefined) await out.write(chunk);
+      else await writeStdout(io, chunk);
+    };
+    let count = 0;
+    await scanSegments(segments, { keyId: values.key, subject: values.subject, fromMs, toMs, afterSeq: 0 }, Infinity, async (_event, line) => {
+      buffered.push(line, NEWLINE);
+      size += line.length + 1;
+      count++;
+      await emit(false);
+      return true;
+    });
+    await emit(true);
+    if (out !== undefined) {
+      await out.sync();
+      io.stderr.write(`exported ${count} events to ${values.out}\n`);
+    }
+    return 0;
+  } finally {
+    await out?.close();
+    keystore.close();
   }
-  io.stdout.write(`audit log OK: ${result.events} events\n`);
-  return 0;
+}
+
+const NEWLINE = Buffer.from('\n');
+
+/** Writes to stdout, waiting for it to drain (a SIEM pipe may be slow). */
+function writeStdout(io: AuditCommandIo, chunk: Buffer): Promise<void> {
+  const stream = io.stdout as NodeJS.WritableStream;
+  if (stream === process.stdout) {
+    return new Promise((resolveWrite, reject) => {
+      process.stdout.write(chunk, (err) => (err ? reject(err) : resolveWrite()));
+    });
+  }
+  io.stdout.write(chunk.toString('utf8'));
+  return Promise.resolve();
 }
 
 function defaultIo(): AuditCommandIo {

@@ -122,15 +122,27 @@ export interface AuditEvent {
   /** `OK`, or the error code name (`PERMISSION_DENIED`, `NOT_FOUND`, …). */
   result: string;
   remoteAddress?: string;
+  /**
+   * Facts of a system event (`system:audit`: what a prune removed, what an integrity alert
+   * found). Request events never carry it. Bounded like every other field.
+   */
+  details?: AuditDetails;
 }
 
-/** A stored event with its place in the hash chain. */
+/** The small, flat payload of a system event: short strings, integers or lists of short strings. */
+export type AuditDetails = Readonly<Record<string, string | number | readonly string[]>>;
+
+/** A stored event with its place in the keyed chain (daemon/audit/chain.ts). */
 export interface ChainedAuditEvent extends AuditEvent {
   seq: number;
-  /** hex SHA-256 of the previous line ("0"×64 for the first). */
+  /** `mac` of the previous event ("0"×64 for the first event of a new trail). */
   prev: string;
-  /** hex SHA-256 over this event's canonical JSON without `hash`, including `prev`. */
-  hash: string;
+  /**
+   * hex HMAC-SHA256, under the keystore's audit key, of this event's canonical JSON without
+   * `mac` (so including `seq` and `prev`). For events migrated from a pre-MAC `audit.log` it is
+   * that log's unkeyed SHA-256 `hash`.
+   */
+  mac: string;
 }
 
 export interface AuditQuery {

@@ -57,6 +57,8 @@ export interface SoftHsmProvisionOptions {
   pin?: string;
   soPin?: string;
   logger?: KeystoreLogger;
+  /** Passed to `openPkcs11Keystore`: false for read-only tools (`kmsd audit verify`). Default true. */
+  allowCreate?: boolean;
 }
 
 interface PinFile {
@@ -161,6 +163,7 @@ export function openSoftHsmKeystore(dataDir: string, options: SoftHsmProvisionOp
     tokenLabel: hsm.tokenLabel,
     pin: hsm.pin,
     soPin: hsm.soPin,
+    ...(options.allowCreate !== undefined ? { allowCreate: options.allowCreate } : {}),
     ...(options.logger !== undefined ? { logger: options.logger } : {}),
   });
 }
