@@ -242,7 +242,7 @@ export async function openAuditLog(dataDir: string, options: AuditTrailOptions):
   const activeName = last !== undefined && !last.legacy ? last : undefined;
   for (const name of segments) {
     if (name === activeName) break;
-    const segment = await loadSealed(dir, name, keyring, logger);
+    const segment = await loadSealed(dir, name, keyring, hasLegacyFile && name.legacy ? undefined : logger);
     const index = segment.index as SegmentIndex;
     if (previous !== undefined && index.events > 0 && (index.firstSeq <= previous.seq || index.firstPrev !== previous.mac)) {
       throw corrupt(segment.path, 1, `its first event (seq ${index.firstSeq}) does not continue the previous segment, which ends at seq ${previous.seq}`);
@@ -704,6 +704,14 @@ export class SegmentedAuditLog implements AuditLog {
     return this.closing;
   }
 
+  /** Resolves once background sealing and pruning have finished (tests and benchmarks wait on it). */
+  async idle(): Promise<void> {
+    while (this.sealing.size > 0 || this.pruning !== undefined) {
+      await Promise.allSettled([...this.sealing]);
+      await this.pruning;
+    }
+  }
+
   private waitDurable(): Promise<void> {
     const seq = this.head.seq;
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ seq, resolve, reject }));
@@ -725,13 +733,28 @@ export class SegmentedAuditLog implements AuditLog {
 
   private async drain(): Promise<void> {
     while (this.pending.length > 0 && this.failure === undefined) {
-      const batch = this.pending;
-      const firstSeq = this.pendingFirstSeq;
-      const batchHead = this.head;
-      this.pending = [];
-      const bytes = Buffer.from(batch.join(''), 'utf8');
+      let batch = this.pending;
+      let batchHead = this.head;
+      let bytes = Buffer.from(batch.join(''), 'utf8');
       try {
-        if (this.needsRotation(bytes.length)) await this.rotate(firstSeq);
+        if (this.needsRotation(bytes.length)) {
+          // Slow path, once per segment: seal first if the segment is old or not even the first
+          // line fits; otherwise write the lines that fit, and the rest after sealing.
+          const sizes = batch.map((line) => Buffer.byteLength(line, 'utf8'));
+          const room = this.segmentBytes - this.active.bytes;
+          if (this.active.bytes > 0 && (this.now().getTime() - this.activeCreatedMs >= this.segmentMaxAgeMs || (sizes[0] ?? 0) > room)) {
+            await this.rotate(this.pendingFirstSeq);
+            continue;
+          }
+          let take = 1; // an empty segment takes at least one line, however long
+          for (let used = sizes[0] ?? 0; take < sizes.length && used + (sizes[take] as number) <= room; take++) used += sizes[take] as number;
+          const rest = batch.slice(take);
+          batch = batch.slice(0, take);
+          batchHead = headOfLine(batch.at(-1) as string);
+          bytes = Buffer.from(batch.join(''), 'utf8');
+          this.pending = rest;
+          this.pendingFirstSeq = headOfLine(rest[0] as string).seq;
+        } else this.pending = [];
         const handle = this.handle;
         if (handle === undefined) throw new Error('audit segment is not open');
         let written = 0;
@@ -760,10 +783,11 @@ export class SegmentedAuditLog implements AuditLog {
     }
   }
 
+  /** Whether the batch must be split or the segment sealed first (by size or age). */
   private needsRotation(batchBytes: number): boolean {
     const active = this.active;
-    if (active.bytes === 0) return false;
-    return active.bytes + batchBytes > this.segmentBytes || this.now().getTime() - this.activeCreatedMs >= this.segmentMaxAgeMs;
+    if (active.bytes + batchBytes > this.segmentBytes) return true;
+    return active.bytes > 0 && this.now().getTime() - this.activeCreatedMs >= this.segmentMaxAgeMs;
   }
 
   /** Seals the active segment and starts a new one whose first event is `firstSeq`. */
@@ -1078,6 +1102,12 @@ async function macBackwards(path: string, end: number, seq: number): Promise<str
   } finally {
     await handle.close();
   }
+}
+
+/** seq and mac of one of our own lines (parsed only when a batch is split at a segment boundary). */
+function headOfLine(line: string): Head {
+  const record = JSON.parse(line) as { seq: number; mac: string };
+  return { seq: record.seq, mac: record.mac };
 }
 
 function ignoreMissing(err: unknown): void {

@@ -1,9 +1,24 @@
 import { describe, it, expect } from '@jest/globals';
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ChainChecker, GENESIS_PREV, canonicalJson, hashEvent, pickAuditFields, readLines } from '../../daemon/audit/chain.js';
+import {
+  AUDIT_FIELD_LIMITS,
+  ChainChecker,
+  GENESIS_PREV,
+  LegacyChainChecker,
+  canonicalJson,
+  capField,
+  legacyHash,
+  lineWithMac,
+  macOf,
+  pickAuditFields,
+  readLinesSync,
+  unroutedOperation,
+} from '../../daemon/audit/chain.js';
+
+const KEY = Buffer.alloc(32, 7);
 import type { AuditEvent } from '../../daemon/domain/ports.js';
 
 const base: AuditEvent = {
@@ -35,18 +50,33 @@ describe('canonicalJson', () => {
   });
 });
 
-describe('hashEvent', () => {
-  it('is the SHA-256 of the canonical JSON without hash, including seq and prev', () => {
-    const unhashed = { ...base, seq: 1, prev: GENESIS_PREV };
-    const expected = createHash('sha256')
-      .update(
-        `{"keyId":"key-1","operation":"SymmetricCrypto.Encrypt","prev":"${GENESIS_PREV}","requestId":"req-1",` +
-          '"result":"OK","seq":1,"subject":"userAccount:alice","time":"2024-05-01T10:00:00.000Z"}',
-      )
-      .digest('hex');
-    expect(hashEvent(unhashed)).toBe(expected);
-    expect(hashEvent({ ...unhashed, hash: 'ignored' })).toBe(expected);
-    expect(hashEvent({ ...unhashed, seq: 2 })).not.toBe(expected);
+describe('the keyed MAC', () => {
+  const keyring = { description: 'test', mac: (data: Buffer) => createHmac('sha256', KEY).update(data).digest() };
+
+  it('is HMAC-SHA256 of the canonical JSON without mac, including seq and prev, and is inserted in key order', () => {
+    const unmacced = canonicalJson({ ...base, seq: 1, prev: GENESIS_PREV });
+    expect(unmacced).toBe(
+      `{"keyId":"key-1","operation":"SymmetricCrypto.Encrypt","prev":"${GENESIS_PREV}","requestId":"req-1",` +
+        '"result":"OK","seq":1,"subject":"userAccount:alice","time":"2024-05-01T10:00:00.000Z"}',
+    );
+    const mac = macOf(keyring, unmacced);
+    expect(mac).toBe(createHmac('sha256', KEY).update(unmacced, 'utf8').digest('hex'));
+    const line = lineWithMac(unmacced, mac);
+    expect(line).toBe(canonicalJson({ ...base, seq: 1, prev: GENESIS_PREV, mac }));
+  });
+
+  it.each([
+    ['no folder or key', { time: base.time, requestId: 'r', subject: 's', operation: 'o', result: 'OK' }],
+    ['details with an "operation" member', { ...base, subject: 'system:audit', details: { operation: 'x', segments: ['a', 'b'], n: 3 } }],
+    ['values that mention operation', { ...base, keyId: '"operation":', requestId: ',"operation":"x"' }],
+  ])('lineWithMac equals the canonical JSON of the event with its mac (%s)', (_name, event) => {
+    const unmacced = canonicalJson({ ...event, seq: 9, prev: GENESIS_PREV });
+    expect(lineWithMac(unmacced, 'f'.repeat(64))).toBe(canonicalJson({ ...event, seq: 9, prev: GENESIS_PREV, mac: 'f'.repeat(64) }));
+  });
+
+  it('the legacy hash is the unkeyed SHA-256 without hash', () => {
+    const record = { ...base, seq: 1, prev: GENESIS_PREV };
+    expect(legacyHash({ ...record, hash: 'x' })).toBe(createHash('sha256').update(canonicalJson(record)).digest('hex'));
   });
 });
 
@@ -56,31 +86,68 @@ describe('pickAuditFields', () => {
     expect(pickAuditFields(leaky)).toEqual(base);
   });
 
+  it('cuts every field to its cap, ending in "…"', () => {
+    const long = 'x'.repeat(10_000);
+    const picked = pickAuditFields({ ...base, requestId: long, subject: long, operation: long, folderId: long, keyId: long, versionId: long, result: long, remoteAddress: long });
+    for (const field of ['requestId', 'subject', 'operation', 'folderId', 'keyId', 'versionId', 'result', 'remoteAddress'] as const) {
+      const value = picked[field] as string;
+      expect(value).toHaveLength(AUDIT_FIELD_LIMITS[field]);
+      expect(value.endsWith('…')).toBe(true);
+    }
+    expect(AUDIT_FIELD_LIMITS).toMatchObject({ operation: 256, keyId: 64, folderId: 64, remoteAddress: 64 });
+    expect(Buffer.byteLength(canonicalJson(picked))).toBeLessThan(2048);
+  });
+
+  it('never splits a surrogate pair and leaves short values alone', () => {
+    expect(capField('ab😀cd', 4)).toBe('ab…');
+    expect(capField('abc', 3)).toBe('abc');
+  });
+
+  it('bounds the operation of an unrouted call, whatever its path', () => {
+    const operation = unroutedOperation('GET', `/${'a'.repeat(8192)}`);
+    expect(operation).toHaveLength(256);
+    expect(operation.startsWith('GET /aaa')).toBe(true);
+    expect(unroutedOperation('POST', '/nope')).toBe('POST /nope');
+  });
+
+  it('keeps bounded details of a system event in a null-prototype object', () => {
+    const picked = pickAuditFields({ ...base, details: { segments: ['a'.repeat(300)], lastSeq: 5, reason: 'retention' } });
+    expect(Object.getPrototypeOf(picked.details)).toBeNull();
+    expect((picked.details!.segments as string[])[0]).toHaveLength(256);
+    expect(picked.details!.lastSeq).toBe(5);
+  });
+
   it.each([
     ['a missing subject', { ...base, subject: undefined }, /field "subject" is missing or not a string/],
     ['a numeric keyId', { ...base, keyId: 7 }, /field "keyId" is not a string/],
     ['a time that is not RFC 3339', { ...base, time: 'yesterday' }, /field "time" is not an RFC 3339 date-time: "yesterday"/],
     ['an impossible date', { ...base, time: '2024-13-45T00:00:00Z' }, /field "time" is not an RFC 3339 date-time/],
+    ['details that are a list', { ...base, details: ['x'] }, /field "details" is not an object/],
+    ['too many details', { ...base, details: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, 1])) }, /more than 16 entries/],
+    ['a details name that is not an identifier', { ...base, details: { '__proto__ x': 1 } }, /is not a short identifier/],
+    ['a details value that is an object', { ...base, details: { nested: { a: 1 } } }, /details.nested is not a string, an integer or a list of strings/],
+    ['a details list that is too long', { ...base, details: { list: Array.from({ length: 65 }, () => 'x') } }, /details.list has more than 64 items/],
   ])('rejects %s', (_name, event, message) => {
     expect(() => pickAuditFields(event as unknown as AuditEvent)).toThrow(message);
   });
 });
 
 describe('ChainChecker', () => {
+  const keyring = { description: 'test', mac: (data: Buffer) => createHmac('sha256', KEY).update(data).digest() };
   function line(seq: number, prev: string, overrides: Record<string, unknown> = {}) {
-    const unhashed = { ...base, requestId: `req-${seq}`, seq, prev, ...overrides };
-    const event = { ...unhashed, hash: hashEvent(unhashed) };
+    const unmacced = { ...base, requestId: `req-${seq}`, seq, prev, ...overrides };
+    const event = { ...unmacced, mac: macOf(keyring, canonicalJson(unmacced)) };
     return { event, bytes: Buffer.from(canonicalJson(event)) };
   }
 
   it('accepts a chain and tracks its head', () => {
-    const checker = new ChainChecker();
+    const checker = new ChainChecker(keyring);
     const first = line(1, GENESIS_PREV);
-    const second = line(2, first.event.hash);
-    expect(checker.check(first.bytes)).toEqual({ ok: true, event: first.event });
+    const second = line(2, first.event.mac);
+    expect(checker.check(first.bytes)).toMatchObject({ ok: true, event: first.event });
     expect(checker.check(second.bytes).ok).toBe(true);
     expect(checker.count).toBe(2);
-    expect(checker.head).toBe(second.event.hash);
+    expect(checker.head).toBe(second.event.mac);
   });
 
   it.each([
@@ -89,10 +156,19 @@ describe('ChainChecker', () => {
     ['a JSON array', () => Buffer.from('[1]'), 'not a JSON object', true],
     ['a first line whose prev is not zeros', () => line(1, 'a'.repeat(64)).bytes, 'prev must be 64 zeros on the first line', false],
     ['a first line with seq 2', () => line(2, GENESIS_PREV).bytes, 'seq is 2, expected 1', false],
-    ['a bad prev format', () => line(1, 'xyz').bytes, 'field "prev" is missing or not a hex SHA-256', false],
+    ['a bad prev format', () => line(1, 'xyz').bytes, 'field "prev" is missing or not 64 hex digits', false],
     ['a fractional seq', () => line(1.5, GENESIS_PREV).bytes, 'field "seq" is missing or not a positive integer', false],
+    ['an edited field', () => Buffer.from(line(1, GENESIS_PREV).bytes.toString().replace('"result":"OK"', '"result":"NO"')), 'mac does not match the line content under the audit key', false],
+    ['a line with an unkeyed SHA-256 as mac', () => {
+      const unmacced = { ...base, seq: 1, prev: GENESIS_PREV };
+      return Buffer.from(canonicalJson({ ...unmacced, mac: createHash('sha256').update(canonicalJson(unmacced)).digest('hex') }));
+    }, 'mac is the unkeyed SHA-256 of the line', false],
+    ['a line MACed under another key', () => {
+      const unmacced = { ...base, seq: 1, prev: GENESIS_PREV };
+      return Buffer.from(canonicalJson({ ...unmacced, mac: createHmac('sha256', Buffer.alloc(32, 8)).update(canonicalJson(unmacced)).digest('hex') }));
+    }, 'or written under another key', false],
   ])('rejects %s', (_name, bytes, reason, unparseable) => {
-    const result = new ChainChecker().check(bytes());
+    const result = new ChainChecker(keyring).check(bytes());
     expect(result.ok).toBe(false);
     if (!result.ok) {
       expect(result.reason).toContain(reason);
@@ -101,21 +177,29 @@ describe('ChainChecker', () => {
   });
 
   it('does not advance past a rejected line', () => {
-    const checker = new ChainChecker();
+    const checker = new ChainChecker(keyring);
     checker.check(Buffer.from('nope'));
     expect(checker.count).toBe(0);
     expect(checker.check(line(1, GENESIS_PREV).bytes).ok).toBe(true);
   });
+
+  it('checks legacy lines with the unkeyed rules and serves their hash as mac', () => {
+    const unhashed = { ...base, seq: 1, prev: GENESIS_PREV };
+    const hash = legacyHash(unhashed);
+    const result = new LegacyChainChecker().check(Buffer.from(canonicalJson({ ...unhashed, hash })));
+    expect(result).toMatchObject({ ok: true, event: { seq: 1, mac: hash } });
+    expect(new LegacyChainChecker().check(Buffer.from(canonicalJson({ ...unhashed, hash: 'a'.repeat(64) })))).toMatchObject({ ok: false, reason: expect.stringContaining('hash does not match') });
+  });
 });
 
-describe('readLines', () => {
+describe('readLinesSync', () => {
   function linesOf(content: string, chunkSize: number) {
     const dir = mkdtempSync(join(tmpdir(), 'kms-audit-lines-'));
     const path = join(dir, 'f');
     writeFileSync(path, content);
     const fd = openSync(path, 'r');
     try {
-      return [...readLines(fd, chunkSize)].map((l) => ({ text: l.bytes.toString('utf8'), offset: l.offset, terminated: l.terminated }));
+      return [...readLinesSync(fd, chunkSize)].map((l) => ({ text: l.bytes.toString('utf8'), offset: l.offset, terminated: l.terminated }));
     } finally {
       closeSync(fd);
     }
