@@ -1,12 +1,19 @@
 /**
  * The audit trail end to end, on the real kmsd binary: the query API an auditor uses, what is
- * (never) written, and `kmsd audit verify` catching an edited, removed or swapped line.
+ * (never) written, rotation and restart across segments, and `kmsd audit verify` catching an edited,
+ * removed or swapped line and a cut tail; a missing MAC key refuses start-up.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { AUDIT_FIELD_LIMITS } from '../../daemon/audit/chain.js';
+import { readTrailEvents, segmentPaths, trailLines } from '../support/audit.js';
 import { KMSD_MAIN, api, startDaemon, type DaemonProcess } from '../support/daemon.js';
+import { SOFTHSM_MODULE } from '../support/softhsm.js';
+
+/** Small segments, so that a test's few dozen calls span several. */
+const SMALL_SEGMENTS = ['--audit-segment-size', '4096'];
 
 let daemon: DaemonProcess;
 const FOLDER = 'audited';
@@ -22,7 +29,7 @@ function verify(dataDir: string) {
 }
 
 beforeAll(async () => {
-  daemon = await startDaemon();
+  daemon = await startDaemon({ args: SMALL_SEGMENTS });
   const created = await admin('POST', '/kms/v1/keys', { folderId: FOLDER, name: 'audited-key' });
   keyId = created.body.response.id;
   await admin('POST', '/kms/v1/keys', { folderId: 'elsewhere' });
@@ -97,42 +104,113 @@ describe('query API', () => {
   });
 });
 
-describe('the file', () => {
-  it('never holds plaintext, data keys, ciphertexts, AAD or tokens', () => {
-    const text = readFileSync(join(daemon.dataDir, 'audit.log'), 'utf8');
+describe('the segments', () => {
+  it('never hold plaintext, data keys, ciphertexts, AAD or tokens', () => {
+    const text = trailLines(daemon.dataDir).join('\n');
     expect(text.length).toBeGreaterThan(0);
     for (const secret of secrets) expect(text).not.toContain(secret);
   });
 
-  it('kmsd audit verify passes, then names the line of an edit, a removal and a swap', async () => {
-    await daemon.stop();
-    const path = join(daemon.dataDir, 'audit.log');
-    const original = readFileSync(path, 'utf8');
-    const ok = verify(daemon.dataDir);
-    expect(ok.status).toBe(0);
-    expect(ok.stdout).toMatch(/audit log OK: \d+ events/);
+  it('record an anonymous call with an 8 KB path with a bounded operation', async () => {
+    const huge = `/kms/v1/${'x'.repeat(8192)}`;
+    const response = await api({ url: daemon.url, token: '' }, 'GET', huge);
+    expect(response.status).toBe(404);
+    const events = await admin('GET', '/kms/v1/auditEvents?subject=anonymous&pageSize=1000');
+    const event = events.body.events.find((e: { requestId: string }) => e.requestId === response.requestId);
+    expect(event.operation).toHaveLength(AUDIT_FIELD_LIMITS.operation);
+    expect(event.operation.startsWith('GET /kms/v1/xxx')).toBe(true);
+  });
 
+  it('rotate by size, and a restart continues the chain across segments', async () => {
+    for (let i = 0; i < 40; i++) await admin('GET', `/kms/v1/keys/${keyId}`);
+    await daemon.stop();
+    const before = readTrailEvents(daemon.dataDir);
+    expect(segmentPaths(daemon.dataDir).length).toBeGreaterThan(3);
+    daemon = await startDaemon({ dataDir: daemon.dataDir, args: SMALL_SEGMENTS, env: { KMS_BOOTSTRAP_TOKEN: daemon.token } });
+    for (let i = 0; i < 20; i++) await admin('GET', `/kms/v1/keys/${keyId}`);
+    const paged: number[] = [];
+    let token: string | undefined;
+    do {
+      const page = await admin('GET', `/kms/v1/auditEvents?keyId=${keyId}&pageSize=7${token === undefined ? '' : `&pageToken=${token}`}`);
+      paged.push(...page.body.events.map((e: { seq: number }) => e.seq));
+      token = page.body.nextPageToken;
+    } while (token !== undefined);
+    await daemon.stop();
+    const after = readTrailEvents(daemon.dataDir);
+    expect(after.slice(0, before.length)).toEqual(before);
+    expect(after.map((e) => e.seq)).toEqual(after.map((_, i) => i + 1));
+    after.slice(1).forEach((e, i) => expect(e.prev).toBe(after[i]!.mac));
+    expect(paged).toEqual(after.filter((e) => e.keyId === keyId).map((e) => e.seq).filter((seq) => seq <= paged.at(-1)!));
+  });
+});
+
+describe('kmsd audit verify', () => {
+  it('passes, then names the segment and line of an edit, a removal and a swap; the daemon refuses the broken chain', async () => {
+    const ok = verify(daemon.dataDir);
+    expect(ok.stderr).toBe('');
+    expect(ok.stdout).toMatch(/^audit trail OK: \d+ events in \d+ segments, head seq \d+\n$/);
+    expect(ok.status).toBe(0);
+    const path = segmentPaths(daemon.dataDir).at(-2)!; // a sealed segment
+    const name = path.split('/').pop()!;
+    const original = readFileSync(path, 'utf8');
     const lines = original.trimEnd().split('\n');
-    const tampered: [string, string[], RegExp][] = [
-      ['edited', lines.map((l, i) => (i === 2 ? l.replace('"result":"OK"', '"result":"DENIED"') : l)), /line 3/],
-      ['removed', lines.filter((_, i) => i !== 3), /line 4/],
-      ['swapped', lines.map((l, i) => (i === 4 ? lines[5]! : i === 5 ? lines[4]! : l)), /line 5/],
-    ];
+    expect(lines.length).toBeGreaterThan(6);
     expect(lines[2]).toContain('"result":"OK"');
+    const tampered: [string, string[], RegExp][] = [
+      ['edited', lines.map((l, i) => (i === 2 ? l.replace('"result":"OK"', '"result":"DENIED"') : l)), new RegExp(`audit trail TAMPERED: ${name} line 3: mac does not match`)],
+      ['removed', lines.filter((_, i) => i !== 3), new RegExp(`audit trail TAMPERED: ${name} line 4: seq is`)],
+      ['swapped', lines.map((l, i) => (i === 4 ? lines[5]! : i === 5 ? lines[4]! : l)), new RegExp(`audit trail TAMPERED: ${name} line 5: seq is`)],
+    ];
+    chmodSync(path, 0o600);
     for (const [_name, content, where] of tampered) {
       writeFileSync(path, `${content.join('\n')}\n`);
       const result = verify(daemon.dataDir);
       expect(result.status).toBe(1);
-      expect(result.stderr).toMatch(/audit log TAMPERED at /);
       expect(result.stderr).toMatch(where);
     }
     writeFileSync(path, original);
     expect(verify(daemon.dataDir).status).toBe(0);
-    // The daemon also refuses to continue a broken chain.
-    writeFileSync(path, `${tampered[0]![1].join('\n')}\n`);
+    // Start-up checks the active segment's tail (sealed ones are verify's job): an edit there is refused.
+    const active = segmentPaths(daemon.dataDir).at(-1)!;
+    const activeText = readFileSync(active, 'utf8');
+    const activeLines = activeText.trimEnd().split('\n');
+    writeFileSync(active, `${[...activeLines.slice(0, -1), activeLines.at(-1)!.replace('"result":"OK"', '"result":"DENIED"')].join('\n')}\n`);
     const start = spawnSync(process.execPath, [KMSD_MAIN, '--listen', '127.0.0.1:0', '--data-dir', daemon.dataDir], { encoding: 'utf8', timeout: 20_000 });
     expect(start.status).toBe(1);
-    expect(start.stderr).toMatch(/audit/i);
-    writeFileSync(path, original);
+    expect(start.stderr).toMatch(new RegExp(`audit trail segment .*${active.split('/').pop()!} is corrupt at line ${activeLines.length}: mac does not match .*refusing to start`));
+    writeFileSync(active, activeText);
+  });
+
+  it('a cut tail is reported by verify and refused at start-up; --audit-accept-loss records it and continues', async () => {
+    const path = segmentPaths(daemon.dataDir).at(-1)!;
+    const lines = readFileSync(path, 'utf8').trimEnd().split('\n');
+    writeFileSync(path, `${lines.slice(0, -3).join('\n')}\n`);
+    const result = verify(daemon.dataDir);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/audit trail TAMPERED: seg-\d+\.jsonl line \d+: cut tail: the trail ends at seq \d+ .* but the head anchor \(pkcs11:.*\/kms-audit-anchor, written .*\) records seq \d+/);
+    const start = spawnSync(process.execPath, [KMSD_MAIN, '--listen', '127.0.0.1:0', '--data-dir', daemon.dataDir], { encoding: 'utf8', timeout: 20_000 });
+    expect(start.status).toBe(1);
+    expect(start.stdout).toMatch(/INTEGRITY ALERT: the trail ends at seq/);
+    expect(start.stderr).toMatch(/refusing to start.*--audit-accept-loss/);
+    daemon = await startDaemon({ dataDir: daemon.dataDir, args: [...SMALL_SEGMENTS, '--audit-accept-loss'], env: { KMS_BOOTSTRAP_TOKEN: daemon.token } });
+    const alerts = await admin('GET', '/kms/v1/auditEvents?operation=Audit.IntegrityAlert');
+    expect(alerts.body.events).toEqual([expect.objectContaining({ subject: 'system:audit', result: 'DATA_LOSS', details: expect.objectContaining({ foundSeq: expect.any(Number), anchorSeq: expect.any(Number) }) })]);
+    await daemon.stop();
+    const after = verify(daemon.dataDir);
+    expect(after.stdout).toMatch(/note: integrity alert recorded at seg-\d+\.jsonl line \d+/);
+    expect(after.status).toBe(0);
+  });
+
+  it('a non-empty trail whose MAC key is gone from the token refuses to start', () => {
+    const pins = JSON.parse(readFileSync(join(daemon.dataDir, 'hsm-pins.json'), 'utf8')) as { tokenLabel: string; userPin: string };
+    execFileSync('pkcs11-tool', ['--module', SOFTHSM_MODULE, '--token-label', pins.tokenLabel, '--login', '--pin', pins.userPin, '--delete-object', '--type', 'secrkey', '--label', 'kms-audit-mac-key'], { stdio: 'pipe' });
+    const start = spawnSync(process.execPath, [KMSD_MAIN, '--listen', '127.0.0.1:0', '--data-dir', daemon.dataDir], { encoding: 'utf8', timeout: 20_000 });
+    expect(start.status).toBe(1);
+    expect(start.stderr).toContain(`the audit trail's MAC key 'kms-audit-mac-key' is missing from PKCS#11 token '${pins.tokenLabel}'`);
+    expect(start.stderr).toContain(`the audit trail in ${join(daemon.dataDir, 'audit')} is not empty`);
+    expect(start.stderr).toContain('restore the token (or key file) from backup');
+    const result = verify(daemon.dataDir);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/kms-audit-mac-key' is missing/);
   });
 });

@@ -4,8 +4,7 @@
  * out from Yandex Cloud's method → role table, not derived from the daemon's own role map.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readTrailEvents } from '../support/audit.js';
 import { api } from '../support/daemon.js';
 import { startTestKmsd, type TestKmsd } from '../support/kmsd.js';
 
@@ -332,11 +331,9 @@ describe('access administration input', () => {
 describe('audit of the matrix', () => {
   it('every matrix call produced exactly one audit event with the right fields', () => {
     expect(calls.length).toBeGreaterThan(400);
-    // Events are durable before the answer; read the file itself.
-    const lines = readFileSync(join(kmsd.dataDir, 'audit.log'), 'utf8').trim().split('\n');
+    // Events are durable before the answer; read the segments themselves.
     const byRequest = new Map<string, any[]>();
-    for (const line of lines) {
-      const event = JSON.parse(line);
+    for (const event of readTrailEvents(kmsd.dataDir)) {
       byRequest.set(event.requestId, [...(byRequest.get(event.requestId) ?? []), event]);
     }
     for (const call of calls) {
