@@ -145,7 +145,7 @@ describe('the segments', () => {
 });
 
 describe('kmsd audit verify', () => {
-  it('passes, then names the segment and line of an edit, a removal and a swap; the daemon refuses the broken chain', async () => {
+  it('passes, then names the segment and line of an edit, a removal and a swap; the daemon refuses the broken chain', () => {
     const ok = verify(daemon.dataDir);
     expect(ok.stderr).toBe('');
     expect(ok.stdout).toMatch(/^audit trail OK: \d+ events in \d+ segments, head seq \d+\n$/);
