@@ -914,6 +914,7 @@ export class SegmentedAuditLog implements AuditLog {
   // ---- anchor ----
 
   startTimers(): void {
+    this.anchoring = true;
     const anchor = setInterval(() => this.writeAnchor(), this.options.anchorIntervalMs ?? 1000);
     const maintenance = setInterval(() => void this.maintain(), this.options.maintenanceIntervalMs ?? 60_000);
     anchor.unref();
@@ -921,10 +922,16 @@ export class SegmentedAuditLog implements AuditLog {
     this.timers.push(anchor, maintenance);
   }
 
+  /**
+   * Whether the anchor may be moved: only once start-up has accepted the trail against it, so a
+   * refused start never overwrites the evidence of a cut.
+   */
+  private anchoring = false;
+
   /** Records the durable head outside the trail, when it moved (≈ 2 ms on SoftHSM2). */
   private writeAnchor(): void {
     const head = this.durable;
-    if (head.seq <= this.anchored.seq) return;
+    if (!this.anchoring || head.seq <= this.anchored.seq) return;
     try {
       this.anchors.write({ seq: head.seq, mac: head.mac, time: this.now().toISOString() });
       this.anchored = head;
@@ -973,6 +980,7 @@ export class SegmentedAuditLog implements AuditLog {
       seq,
     );
     await this.flush();
+    this.anchoring = true;
     this.writeAnchor();
   }
 

@@ -490,6 +490,15 @@ describe('start-up: repair, refusal and the anchor', () => {
     await (await openTrail(dataDir)).close();
   });
 
+  it('refuses a trail whose event at the anchored seq has another MAC, and leaves the anchor as evidence', async () => {
+    const { dataDir } = await goodTrail(3);
+    const path = join(dataDir, 'software-audit-anchor.json');
+    const forged = `${JSON.stringify({ seq: 2, mac: 'a'.repeat(64), time: new Date(T0).toISOString() })}\n`;
+    writeFileSync(path, forged);
+    await expect(openTrail(dataDir)).rejects.toThrow(/event 2 has another MAC than its head anchor .* records: the trail was replaced or rolled back; refusing to start/);
+    expect(readFileSync(path, 'utf8')).toBe(forged);
+  });
+
   it('refuses a trail whose audit directory was removed while its anchor remains', async () => {
     const { dataDir } = await goodTrail(2);
     rmSync(auditDir(dataDir), { recursive: true });
@@ -553,14 +562,16 @@ describe('write faults', () => {
       const errno = (code: string, syscall: string) => Object.assign(new Error(`${code}: injected, ${syscall}`), { code, syscall });
       return {
         write: async (buffer, offset, length) => {
-          if (faults.write !== undefined) {
+          const code = faults.write;
+          if (code !== undefined) {
             if (faults.partial === true) await real.write(buffer, offset, Math.floor(length / 2));
-            throw errno(faults.write, 'write');
+            throw errno(code, 'write');
           }
           return real.write(buffer, offset, length);
         },
         datasync: async () => {
-          if (faults.datasync !== undefined) throw errno(faults.datasync, 'fdatasync');
+          const code = faults.datasync;
+          if (code !== undefined) throw errno(code, 'fdatasync');
           return real.datasync();
         },
         truncate: (length) => real.truncate(length),
