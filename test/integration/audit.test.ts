@@ -119,6 +119,13 @@ describe('the segments', () => {
     const event = events.body.events.find((e: { requestId: string }) => e.requestId === response.requestId);
     expect(event.operation).toHaveLength(AUDIT_FIELD_LIMITS.operation);
     expect(event.operation.startsWith('GET /kms/v1/xxx')).toBe(true);
+    // Refused before routing (a body that is not JSON): the app's error handler cuts it too.
+    const malformed = await api({ url: daemon.url, token: '' }, 'POST', huge, '{not json', { 'content-type': 'application/json' });
+    expect(malformed.status).toBe(400);
+    await admin('GET', `/kms/v1/keys/${keyId}`); // its event was appended without waiting; this call flushes it
+    const refused = (await admin('GET', '/kms/v1/auditEvents?subject=anonymous&pageSize=1000')).body.events.find((e: { requestId: string }) => e.requestId === malformed.requestId);
+    expect(refused).toMatchObject({ result: 'INVALID_ARGUMENT', operation: expect.stringMatching(/^POST \/kms\/v1\/xxx/) });
+    expect(refused.operation).toHaveLength(AUDIT_FIELD_LIMITS.operation);
   });
 
   it('rotate by size, and a restart continues the chain across segments', async () => {
