@@ -215,19 +215,29 @@ export function sealIndex(index: SegmentIndex, keyring: AuditKeyring): string {
   return `${canonicalJson({ ...plain, mac: macOf(keyring, canonicalJson(plain)) })}\n`;
 }
 
-/** Parses and authenticates a stored index; returns the reason when it cannot be trusted. */
+/** The top-level `mac` member of a stored index (string values cannot hold an unescaped quote). */
+const INDEX_MAC_MEMBER = /,"mac":"([0-9a-f]{64})"/;
+
+/**
+ * Parses and authenticates a stored index; returns the reason when it cannot be trusted. The MAC
+ * is checked over the stored text with its `mac` member cut out, which is the canonical JSON it
+ * was computed over: start-up reads hundreds of indexes and re-serializing each one would cost
+ * more than reading it. A stored index that is not byte for byte canonical therefore fails too.
+ */
 export function openIndex(text: string, segment: SegmentName, keyring: AuditKeyring): { ok: true; index: SegmentIndex } | { ok: false; reason: string } {
+  const body = text.endsWith('\n') ? text.slice(0, -1) : text;
+  const member = INDEX_MAC_MEMBER.exec(body);
+  if (member?.[1] === undefined || macOf(keyring, body.slice(0, member.index) + body.slice(member.index + member[0].length)) !== member[1]) {
+    return { ok: false, reason: 'has a MAC that does not match its content under the audit key (edited, or written under another key)' };
+  }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = JSON.parse(body);
   } catch {
     return { ok: false, reason: 'is not valid JSON' };
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { ok: false, reason: 'is not a JSON object' };
-  const { mac, ...plain } = parsed as Record<string, unknown>;
-  if (typeof mac !== 'string' || macOf(keyring, canonicalJson(plain)) !== mac) {
-    return { ok: false, reason: 'has a MAC that does not match its content under the audit key (edited, or written under another key)' };
-  }
+  const { mac: _mac, ...plain } = parsed as Record<string, unknown>;
   const index = plain as unknown as SegmentIndex;
   if (index.format !== INDEX_FORMAT || index.segment !== segment.name || index.legacy !== segment.legacy || index.firstSeq < segment.firstSeq) {
     return { ok: false, reason: `does not describe ${segment.name}` };

@@ -848,14 +848,15 @@ export class SegmentedAuditLog implements AuditLog {
     for (const waiter of this.waiters.splice(0)) waiter.reject(failure);
     this.pending = [];
     this.head = this.durable;
+    // Cut the file back to its last durable byte at once, so nothing past it is ever read.
+    await this.handle?.truncate(this.active.bytes).catch(() => undefined);
     if (fsyncFailed) {
       // After a failed fsync the kernel may have dropped the dirty pages and would report a retry
-      // as a success (fsyncgate): never sync this handle again; the retry reopens and truncates.
+      // as a success (fsyncgate): never sync this handle again; the retry reopens, truncates again
+      // and fsyncs through the new handle.
       const handle = this.handle;
       this.handle = undefined;
       await handle?.close().catch(() => undefined);
-    } else {
-      await this.handle?.truncate(this.active.bytes).catch(() => undefined);
     }
     this.retryTimer ??= setInterval(() => void this.heal(), this.options.retryIntervalMs ?? 1000);
     this.retryTimer.unref();
