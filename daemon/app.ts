@@ -7,11 +7,13 @@ import { randomUUID } from 'node:crypto';
 import type { AccessPolicy } from './domain/access.js';
 import type { AuditLog } from './domain/ports.js';
 import type { AdjustableClock } from './domain/clock.js';
+import type { ReadinessReport } from './domain/health.js';
 import type { KeyService } from './domain/keys.js';
-import { toHttpError, transportError } from './http/errors.js';
+import { ERROR_CODES } from './domain/errors.js';
+import { errorCodeOf, toHttpError, transportError } from './http/errors.js';
 import { keyRoutes } from './http/keys.js';
 import { openApiDocument } from './http/openapi.js';
-import { dispatcher, type Authenticator, type RouteDef } from './http/router.js';
+import { boundedPath, dispatcher, unroutedOperation, type Authenticator, type RouteDef } from './http/router.js';
 import { healthRoute, openApiRoute, testClockRoute } from './http/system.js';
 import type { Scheduler } from './scheduler/scheduler.js';
 
@@ -32,6 +34,8 @@ export interface AppDeps {
   logger: AppLogger;
   version: string;
   keystoreKind: string;
+  /** What `/healthz` reports (store and audit writability). */
+  readiness: () => ReadinessReport;
   /** Present only under --unsafe-test-clock: adds POST /test/v1/clock:advance. */
   testClock?: AdjustableClock;
   /** Extra routes (data plane, access administration) contributed by other modules. */
@@ -43,7 +47,7 @@ export interface AppDeps {
 
 export function buildRoutes(deps: AppDeps): RouteDef[] {
   const routes: RouteDef[] = [
-    healthRoute(() => ({ version: deps.version, keystore: deps.keystoreKind })),
+    healthRoute(() => ({ version: deps.version, keystore: deps.keystoreKind }), deps.readiness),
     ...keyRoutes(deps.keys),
     ...(deps.extraRoutes ?? []),
   ];
@@ -57,19 +61,23 @@ export function buildApp(deps: AppDeps): express.Express {
   const routes = buildRoutes(deps);
   const app = express();
   app.disable('x-powered-by');
+  app.disable('etag');
   app.set('query parser', 'simple');
   app.use((req: Request, res: Response, next: NextFunction) => {
     const requestId = randomUUID();
     const started = process.hrtime.bigint();
     res.locals.requestId = requestId;
     res.setHeader('x-request-id', requestId);
+    // Responses carry key material, plaintext or tokens often enough that none may be cached.
+    res.setHeader('cache-control', 'no-store');
+    res.setHeader('x-content-type-options', 'nosniff');
     res.on('finish', () => {
       // Method, path and outcome only: bodies may hold plaintext and headers hold tokens.
       deps.logger.info(
         {
           requestId,
           method: req.method,
-          path: req.path,
+          path: boundedPath(req.path),
           status: res.statusCode,
           subject: res.locals.caller as string | undefined,
           ms: Number(process.hrtime.bigint() - started) / 1e6,
@@ -78,6 +86,12 @@ export function buildApp(deps: AppDeps): express.Express {
       );
     });
     next();
+  });
+  app.use((req: Request, _res: Response, next: NextFunction) => {
+    // Refuse a declared oversized body before reading any of it (the parser would drain it first).
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > BODY_LIMIT_BYTES) next(transportError('body-too-large', BODY_LIMIT_BYTES));
+    else next();
   });
   app.use(express.json({ limit: BODY_LIMIT_BYTES, type: ['application/json', 'application/*+json'] }));
   app.use(
@@ -89,9 +103,9 @@ export function buildApp(deps: AppDeps): express.Express {
       ...(deps.folderOfKey !== undefined ? { folderOfKey: deps.folderOfKey } : {}),
     }),
   );
-  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+  app.use((raw: unknown, req: Request, res: Response, _next: NextFunction) => {
     const requestId = String(res.locals.requestId);
-    const type = (err as { type?: unknown }).type;
+    const err = fromBodyParser(raw);
     if (deps.audit !== undefined && res.locals.audited !== true) {
       // Refused before routing (unparseable or oversized body): still one event per call.
       res.locals.audited = true;
@@ -100,31 +114,36 @@ export function buildApp(deps: AppDeps): express.Express {
         time: deps.now().toISOString(),
         requestId,
         subject: 'anonymous',
-        operation: `${req.method} ${req.path}`,
-        result: 'INVALID_ARGUMENT',
+        operation: unroutedOperation(req.method, req.path),
+        result: errorCodeOf(err),
         ...(req.socket.remoteAddress !== undefined ? { remoteAddress: req.socket.remoteAddress } : {}),
       }, deps.logger);
     }
-    if (type === 'entity.parse.failed') {
-      const t = transportError('malformed-json', BODY_LIMIT_BYTES);
-      res.status(t.status).json(t.body);
-      return;
-    }
-    if (type === 'entity.too.large') {
-      const t = transportError('body-too-large', BODY_LIMIT_BYTES);
-      res.status(t.status).json(t.body);
-      return;
-    }
-    if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
-      const t = transportError('unsupported-media-type', BODY_LIMIT_BYTES);
-      res.status(t.status).json(t.body);
-      return;
-    }
     const mapped = toHttpError(err, requestId);
     if (mapped.internal) deps.logger.error({ requestId, err }, 'internal error');
+    for (const [name, value] of Object.entries(mapped.headers)) res.setHeader(name, value);
+    if (mapped.body.code === ERROR_CODES.UNAUTHENTICATED) {
+      // RFC 6750 §3: say which scheme to use, and whether the token given was the problem.
+      res.setHeader('www-authenticate', req.headers.authorization === undefined ? 'Bearer realm="kms"' : 'Bearer realm="kms", error="invalid_token"');
+    }
     res.status(mapped.status).json(mapped.body);
   });
   return app;
+}
+
+/** body-parser's errors (by their `type`) as our transport failures; anything else unchanged. */
+function fromBodyParser(err: unknown): unknown {
+  switch ((err as { type?: unknown } | null)?.type) {
+    case 'entity.parse.failed':
+      return transportError('malformed-json', BODY_LIMIT_BYTES);
+    case 'entity.too.large':
+      return transportError('body-too-large', BODY_LIMIT_BYTES);
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return transportError('unsupported-media-type', BODY_LIMIT_BYTES);
+    default:
+      return err;
+  }
 }
 
 function safeAppend(audit: AuditLog, event: Parameters<AuditLog['append']>[0], logger: AppLogger): void {

@@ -18,7 +18,22 @@ export interface KmsdConfig {
   logLevel: string;
   /** Seconds a deleted key can be restored. */
   restoreWindowSeconds: number;
+  /** Seconds operations are kept before the scheduler prunes them. */
+  operationRetentionSeconds: number;
   schedulerIntervalMs: number;
+  http: HttpLimits;
+}
+
+/** Limits of the HTTP listener (node:http server settings). */
+export interface HttpLimits {
+  /** Time to receive the request headers. */
+  headersTimeoutMs: number;
+  /** Time to receive the whole request. */
+  requestTimeoutMs: number;
+  /** Idle time before a keep-alive connection is closed. */
+  keepAliveTimeoutMs: number;
+  /** Open connections beyond this are refused. */
+  maxConnections: number;
 }
 
 export const DEFAULTS = {
@@ -27,10 +42,16 @@ export const DEFAULTS = {
   keystore: 'pkcs11',
   logLevel: 'info',
   restoreWindow: '72h',
+  operationRetention: '720h',
+  httpHeadersTimeout: '10s',
+  httpRequestTimeout: '30s',
+  httpKeepAliveTimeout: '5s',
+  httpMaxConnections: 1024,
 } as const;
 
 export const USAGE = `Usage: kmsd [options]
        kmsd audit verify --data-dir DIR
+       kmsd hsm status --data-dir DIR [--json]
 
 Options (flag / environment variable / default):
   --listen HOST:PORT          KMS_LISTEN               ${DEFAULTS.listen}
@@ -40,6 +61,11 @@ Options (flag / environment variable / default):
   --pkcs11-token-label LABEL  KMS_PKCS11_TOKEN_LABEL   the token kmsd created for the data dir (SoftHSM2); required with another module
   --pkcs11-pin PIN            KMS_PKCS11_PIN           generated on first start into <data-dir>/hsm-pins.json (0600)
   --restore-window DURATION   KMS_RESTORE_WINDOW       ${DEFAULTS.restoreWindow} (how long a deleted key can be restored)
+  --operation-retention DURATION  KMS_OPERATION_RETENTION  ${DEFAULTS.operationRetention} (operations older than this are pruned)
+  --http-headers-timeout DURATION KMS_HTTP_HEADERS_TIMEOUT ${DEFAULTS.httpHeadersTimeout} (time to receive request headers)
+  --http-request-timeout DURATION KMS_HTTP_REQUEST_TIMEOUT ${DEFAULTS.httpRequestTimeout} (time to receive a whole request)
+  --http-keepalive-timeout DURATION KMS_HTTP_KEEPALIVE_TIMEOUT ${DEFAULTS.httpKeepAliveTimeout} (idle keep-alive connections close after this)
+  --http-max-connections N    KMS_HTTP_MAX_CONNECTIONS ${DEFAULTS.httpMaxConnections} (connections beyond this are refused)
   --log-level LEVEL           KMS_LOG_LEVEL            ${DEFAULTS.logLevel}
   --unsafe-test-clock                                  adds POST /test/v1/clock:advance (tests only; never in production)
   KMS_BOOTSTRAP_TOKEN         admin token to register on start; otherwise one is generated into <data-dir>/admin.token (0600)
@@ -67,6 +93,11 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): KmsdConfig 
         'pkcs11-token-label': { type: 'string' },
         'pkcs11-pin': { type: 'string' },
         'restore-window': { type: 'string' },
+        'operation-retention': { type: 'string' },
+        'http-headers-timeout': { type: 'string' },
+        'http-request-timeout': { type: 'string' },
+        'http-keepalive-timeout': { type: 'string' },
+        'http-max-connections': { type: 'string' },
         'log-level': { type: 'string' },
         'unsafe-test-clock': { type: 'boolean' },
         help: { type: 'boolean' },
@@ -90,8 +121,28 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): KmsdConfig 
     keystore,
     logLevel: values['log-level'] ?? env.KMS_LOG_LEVEL ?? DEFAULTS.logLevel,
     restoreWindowSeconds: parseGoDuration('--restore-window', values['restore-window'] ?? env.KMS_RESTORE_WINDOW ?? DEFAULTS.restoreWindow),
+    operationRetentionSeconds: parseGoDuration(
+      '--operation-retention',
+      values['operation-retention'] ?? env.KMS_OPERATION_RETENTION ?? DEFAULTS.operationRetention,
+    ),
     schedulerIntervalMs: 1000,
+    http: {
+      headersTimeoutMs: 1000 * parseGoDuration('--http-headers-timeout', values['http-headers-timeout'] ?? env.KMS_HTTP_HEADERS_TIMEOUT ?? DEFAULTS.httpHeadersTimeout),
+      requestTimeoutMs: 1000 * parseGoDuration('--http-request-timeout', values['http-request-timeout'] ?? env.KMS_HTTP_REQUEST_TIMEOUT ?? DEFAULTS.httpRequestTimeout),
+      keepAliveTimeoutMs:
+        1000 * parseGoDuration('--http-keepalive-timeout', values['http-keepalive-timeout'] ?? env.KMS_HTTP_KEEPALIVE_TIMEOUT ?? DEFAULTS.httpKeepAliveTimeout),
+      maxConnections: parsePositiveInteger(
+        '--http-max-connections',
+        values['http-max-connections'] ?? env.KMS_HTTP_MAX_CONNECTIONS ?? String(DEFAULTS.httpMaxConnections),
+      ),
+    },
   };
+  if (config.http.headersTimeoutMs === 0 || config.http.requestTimeoutMs === 0) {
+    throw new ConfigError('--http-headers-timeout and --http-request-timeout must be more than 0s');
+  }
+  if (config.http.headersTimeoutMs > config.http.requestTimeoutMs) {
+    throw new ConfigError('--http-headers-timeout must not be longer than --http-request-timeout');
+  }
   const module = values['pkcs11-module'] ?? env.KMS_PKCS11_MODULE;
   if (module !== undefined) config.pkcs11Module = module;
   const label = values['pkcs11-token-label'] ?? env.KMS_PKCS11_TOKEN_LABEL;
@@ -100,6 +151,11 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): KmsdConfig 
   if (pin !== undefined) config.pkcs11Pin = pin;
   if (env.KMS_BOOTSTRAP_TOKEN !== undefined && env.KMS_BOOTSTRAP_TOKEN !== '') config.bootstrapToken = env.KMS_BOOTSTRAP_TOKEN;
   return config;
+}
+
+function parsePositiveInteger(name: string, text: string): number {
+  if (!/^\d{1,7}$/.test(text) || Number(text) < 1) throw new ConfigError(`${name} must be a positive integer, got "${text}"`);
+  return Number(text);
 }
 
 /** "72h", "30m", "90s", "1h30m" → seconds. */

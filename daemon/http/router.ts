@@ -7,6 +7,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import { PERMISSIONS, type AccessPolicy, type AccessTarget, type Permission } from '../domain/access.js';
 import { KmsError, invalidArgument } from '../domain/errors.js';
+import { MethodNotAllowedError, errorCodeOf, transportError } from './errors.js';
 import { ID_PATTERN } from '../domain/ids.js';
 import type { AuditEvent, AuditLog, Caller } from '../domain/ports.js';
 import { validateBody, type SchemaName } from './validation.js';
@@ -42,6 +43,30 @@ export interface RouteDef {
   /** What the permission is checked against, from the request. */
   target?: (ctx: RequestContext) => AccessTarget;
   handler(ctx: RequestContext): Promise<RouteResult> | RouteResult;
+}
+
+/** Longest `METHOD path` recorded for a call that matched no route (anonymous traffic must stay small). */
+export const MAX_UNROUTED_OPERATION_LENGTH = 256;
+
+/** `METHOD path` of an unrouted call, cut to MAX_UNROUTED_OPERATION_LENGTH characters. */
+export function unroutedOperation(method: string, path: string): string {
+  return bounded(`${method} ${path}`);
+}
+
+/** A request path as logs record it: cut to MAX_UNROUTED_OPERATION_LENGTH characters. */
+export function boundedPath(path: string): string {
+  return bounded(path);
+}
+
+function bounded(text: string): string {
+  return text.length <= MAX_UNROUTED_OPERATION_LENGTH ? text : `${text.slice(0, MAX_UNROUTED_OPERATION_LENGTH - 1)}…`;
+}
+
+/** True when the request carries a body (a non-zero Content-Length or a chunked body). */
+export function hasRequestBody(req: Request): boolean {
+  const length = req.headers['content-length'];
+  if (length !== undefined) return length !== '0';
+  return req.headers['transfer-encoding'] !== undefined;
 }
 
 /** Turns a bearer token into a caller; null when the token is unknown or revoked. */
@@ -91,7 +116,7 @@ export function dispatcher(routes: RouteDef[], deps: DispatcherDeps) {
       time: '',
       requestId: String(res.locals.requestId),
       subject: 'anonymous',
-      operation: `${req.method} ${req.path}`,
+      operation: unroutedOperation(req.method, req.path),
       result: 'OK',
     };
     if (req.socket.remoteAddress !== undefined) event.remoteAddress = req.socket.remoteAddress;
@@ -106,20 +131,16 @@ export function dispatcher(routes: RouteDef[], deps: DispatcherDeps) {
       const found = candidates.find((c) => c.route.def.method === req.method);
       if (found === undefined) {
         const allowed = candidates.map((c) => c.route.def.method);
-        throw new KmsError(
-          'NOT_FOUND',
-          allowed.length > 0
-            ? `method ${req.method} is not supported on ${path} (use ${allowed.join(', ')})`
-            : `no API method at ${req.method} ${path}`,
-        );
+        if (allowed.length > 0) throw new MethodNotAllowedError(req.method, allowed);
+        throw new KmsError('NOT_FOUND', `no API method at ${unroutedOperation(req.method, path)}`);
       }
       const { def, paramNames } = found.route;
       event.operation = def.operationId;
       audited = def.permission !== 'public';
-      const params: Record<string, string> = {};
+      const params = Object.create(null) as Record<string, string>;
       paramNames.forEach((name, i) => {
-        const value = decodeURIComponent(found.match[i + 1] ?? '');
-        if (!ID_PATTERN.test(value)) throw invalidArgument(name, `"${value}" is not a valid id (lowercase letters, digits, "-" and "_", at most 50 characters)`);
+        const value = decodePathSegment(name, found.match[i + 1] ?? '');
+        if (!ID_PATTERN.test(value)) throw invalidArgument(name, `"${value.slice(0, 64)}" is not a valid id (lowercase letters, digits, "-" and "_", at most 50 characters)`);
         params[name] = value;
       });
       // Known before authentication, so that refused calls are still attributed to their key.
@@ -144,7 +165,7 @@ export function dispatcher(routes: RouteDef[], deps: DispatcherDeps) {
       if (event.versionId === undefined && typeof versionId === 'string') event.versionId = versionId;
       outcome = { ok: true, result };
     } catch (err) {
-      event.result = err instanceof KmsError ? err.code : 'INTERNAL';
+      event.result = errorCodeOf(err);
       outcome = { ok: false, error: err };
     }
     if (annotations.versionId !== undefined) event.versionId = annotations.versionId;
@@ -186,8 +207,17 @@ function authenticateRequest(req: Request, authenticate: Authenticator): Caller 
   return caller;
 }
 
+/** A percent-decoded path segment; a malformed escape (`%zz`) is the caller's error, named. */
+function decodePathSegment(name: string, raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw invalidArgument(name, `"${raw.slice(0, 64)}" is not validly percent-encoded`);
+  }
+}
+
 function readQuery(req: Request, def: RouteDef): Record<string, string> {
-  const query: Record<string, string> = {};
+  const query = Object.create(null) as Record<string, string>;
   for (const [name, value] of Object.entries(req.query as Record<string, unknown>)) {
     if (!(def.query ?? []).includes(name)) throw invalidArgument(name, 'unknown query parameter');
     if (typeof value !== 'string') throw invalidArgument(name, 'must be given once, as a plain value');
@@ -198,11 +228,13 @@ function readQuery(req: Request, def: RouteDef): Record<string, string> {
 
 function readBody(req: Request, def: RouteDef): unknown {
   const body: unknown = req.body;
-  const present = body !== undefined && !(typeof body === 'object' && body !== null && Object.keys(body).length === 0 && !Array.isArray(body));
   if (def.body === undefined) {
-    if (present) throw invalidArgument('body', `${def.method} ${def.path} takes no request body`);
+    // Any body at all, JSON or not: a client that sends one expects it to mean something.
+    if (hasRequestBody(req)) throw invalidArgument('body', `${def.method} ${def.path} takes no request body`);
     return undefined;
   }
+  // The JSON parser leaves other media types unread: refuse them instead of validating nothing.
+  if (hasRequestBody(req) && body === undefined) throw transportError('unsupported-media-type', 0);
   return validateBody(def.body, body ?? {});
 }
 

@@ -11,11 +11,21 @@
  * SOFTHSM2_CONF wins (an operator's choice, or the shared configuration the jest globalSetup
  * creates for all test workers); the token label is generated per data dir, so several data dirs
  * can share one token directory without colliding.
+ *
+ * Durability: every file written here is fsynced with its directory before kmsd goes on, and
+ * SoftHSM2 itself never fsyncs, so after every token write (initialization, root key, audit key,
+ * an AES_256_HSM version) the token directory is synced too (`syncTokenDirectory`). A power cut
+ * right after the first start therefore cannot leave an empty configuration or a half-written
+ * token behind a store that depends on it. And nothing here ever starts over on its own: when the
+ * store already holds wrapped material (`allowCreate: false`), a missing PIN file or token is a
+ * refusal to start, not a fresh token.
  */
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { KmsError } from '../domain/errors.js';
+import { crashPoint } from '../crash-points.js';
+import { fsyncDirectory } from '../store/durable-file.js';
 import type { KeystoreLogger } from './material.js';
 import { writeSecretFile } from './secret-file.js';
 import { openPkcs11Keystore, type Pkcs11Keystore } from './pkcs11.js';
@@ -57,6 +67,13 @@ export interface SoftHsmProvisionOptions {
   pin?: string;
   soPin?: string;
   logger?: KeystoreLogger;
+  /**
+   * Whether a first start may happen: generate PINs, create the token and its root key. False when
+   * the store already depends on this HSM; a missing piece is then a refusal to start.
+   */
+  allowCreate?: boolean;
+  /** Write nothing (maintenance commands next to a live daemon): a missing file is an error. */
+  readOnly?: boolean;
 }
 
 interface PinFile {
@@ -103,20 +120,20 @@ export function provisionSoftHsm(dataDir: string, options: SoftHsmProvisionOptio
   const tokensDir = path.join(dir, SOFTHSM_FILES.tokens);
   const ourConf = path.join(dir, SOFTHSM_FILES.conf);
   const pinsPath = path.join(dir, SOFTHSM_FILES.pins);
-  mkdirSync(tokensDir, { recursive: true, mode: 0o700 });
-  if (!existsSync(ourConf)) {
-    writeFileSync(
-      ourConf,
-      [
-        '# Written by kmsd on first start. SoftHSM2 reads it via SOFTHSM2_CONF.',
-        `directories.tokendir = ${tokensDir}`,
-        'objectstore.backend = file',
-        'log.level = ERROR',
-        'slots.removable = false',
-        '',
-      ].join('\n'),
-      { mode: 0o600, flag: 'wx' },
-    );
+  const allowCreate = options.allowCreate ?? true;
+  const readOnly = options.readOnly === true;
+  if (!existsSync(tokensDir)) {
+    if (!allowCreate || readOnly) throw missingPiece(dir, `the SoftHSM2 token directory ${tokensDir} is missing`);
+    mkdirSync(tokensDir, { recursive: true, mode: 0o700 });
+    fsyncDirectory(dir);
+  }
+  const confText = softHsmConf(tokensDir);
+  if (!readOnly && readText(ourConf) !== confText) {
+    // Missing, or cut short by a power loss before the first start made it durable: its content is
+    // determined by the data dir, so writing it again changes nothing SoftHSM2 depends on.
+    if (existsSync(ourConf)) options.logger?.warn(`${ourConf} did not hold the expected configuration; rewrote it (tokendir ${tokensDir})`);
+    writeSecretFile(ourConf, confText, { replace: true });
+    crashPoint('softhsm-conf-written');
   }
 
   let pins: PinFile;
@@ -124,9 +141,11 @@ export function provisionSoftHsm(dataDir: string, options: SoftHsmProvisionOptio
     pins = { tokenLabel: options.tokenLabel ?? 'kmsd', userPin: options.pin, soPin: options.soPin };
   } else {
     if (!existsSync(pinsPath)) {
+      if (!allowCreate || readOnly) throw missingPiece(dir, `the HSM PIN file ${pinsPath} is missing`);
       // Random label: data dirs sharing one SoftHSM2 token directory (tests) get distinct tokens.
       const generated: PinFile = { tokenLabel: `kmsd-${randomBytes(4).toString('hex')}`, userPin: newSecret(), soPin: newSecret() };
       writeSecretFile(pinsPath, `${JSON.stringify(generated, null, 2)}\n`);
+      crashPoint('hsm-pins-written');
       options.logger?.info(`generated HSM PINs in ${pinsPath} (mode 0600); back it up together with ${tokensDir}`);
     }
     pins = readPinFile(pinsPath, options.logger);
@@ -156,11 +175,78 @@ export function provisionSoftHsm(dataDir: string, options: SoftHsmProvisionOptio
  */
 export function openSoftHsmKeystore(dataDir: string, options: SoftHsmProvisionOptions = {}): Pkcs11Keystore {
   const hsm = provisionSoftHsm(dataDir, options);
-  return openPkcs11Keystore({
+  const tokenDir = tokenDirectoryOf(hsm.confPath);
+  const sync = tokenDir === undefined ? undefined : () => syncTokenDirectory(tokenDir);
+  const keystore = openPkcs11Keystore({
     modulePath: hsm.modulePath,
     tokenLabel: hsm.tokenLabel,
     pin: hsm.pin,
     soPin: hsm.soPin,
+    allowCreate: (options.allowCreate ?? true) && options.readOnly !== true,
+    ...(sync !== undefined ? { afterTokenWrite: sync } : {}),
     ...(options.logger !== undefined ? { logger: options.logger } : {}),
   });
+  // Whatever this start created (token, PIN, root key) is on disk before kmsd says it is ready.
+  if (sync !== undefined && options.readOnly !== true) sync();
+  return keystore;
+}
+
+/** The configuration kmsd writes for its own token directory. */
+function softHsmConf(tokensDir: string): string {
+  return [
+    '# Written by kmsd on first start. SoftHSM2 reads it via SOFTHSM2_CONF.',
+    `directories.tokendir = ${tokensDir}`,
+    'objectstore.backend = file',
+    'log.level = ERROR',
+    'slots.removable = false',
+    '',
+  ].join('\n');
+}
+
+function readText(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** `directories.tokendir` of a SoftHSM2 configuration file, if it names one. */
+export function tokenDirectoryOf(confPath: string): string | undefined {
+  const text = readText(confPath);
+  const match = text === undefined ? null : /^\s*directories\.tokendir\s*=\s*(.+?)\s*$/m.exec(text);
+  return match?.[1];
+}
+
+/**
+ * fsyncs every file and directory under SoftHSM2's token directory. SoftHSM2 writes its object
+ * files without fsync; an object the store refers to must survive a power cut like the store.
+ * Files that did not change cost next to nothing to sync.
+ */
+export function syncTokenDirectory(dir: string): void {
+  const walk = (current: string): void => {
+    for (const entry of readdirSync(current, { withFileTypes: true })) {
+      const full = path.join(current, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else if (entry.isFile()) {
+        const fd = openSync(full, 'r');
+        try {
+          fsyncSync(fd);
+        } finally {
+          closeSync(fd);
+        }
+      }
+    }
+    fsyncDirectory(current);
+  };
+  walk(dir);
+}
+
+/** A refusal to start because something the store depends on is gone. */
+function missingPiece(dataDir: string, what: string): KmsError {
+  return new KmsError(
+    'FAILED_PRECONDITION',
+    `${what}, but the store in ${dataDir} holds key material that depends on it. ` +
+      'Restore the data directory from a backup (README: "Backup and restore"); kmsd never creates new HSM PINs or a new token for a store that has keys.',
+  );
 }
