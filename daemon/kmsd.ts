@@ -179,6 +179,9 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
         headersTimeout: config.http.headersTimeoutMs,
         requestTimeout: config.http.requestTimeoutMs,
         keepAliveTimeout: config.http.keepAliveTimeoutMs,
+        // How often node checks the two timeouts above (its default, 30 s, would let a slow client
+        // hold a connection for up to 30 s beyond them).
+        connectionsCheckingInterval: Math.min(1000, config.http.headersTimeoutMs),
       },
       app,
     );

@@ -18,9 +18,14 @@
  * cuts the file back to it before the next append (retrying the cut until it succeeds), so nothing
  * is ever appended after a fragment, and a retried fsync is never trusted for pages a failed one
  * may have dropped.
+ *
+ * The file is opened for each append and closed after it, not held open: commits are rare next
+ * to the cost of their fsync, and a process that holds no file open for writing lets an operator
+ * (or a test) remount the data directory read-only; the next append then fails with EROFS and the
+ * store reports it, instead of the remount being refused as busy.
  */
-import { closeSync, constants, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readFileSync, write } from 'node:fs';
-import { promisify } from 'node:util';
+import { closeSync, constants, fdatasyncSync, ftruncateSync, openSync, readFileSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { TABLE_NAMES, type TableName } from '../domain/model.js';
 import type { BaseTables, ChangeList } from './state-engine.js';
 
@@ -31,12 +36,8 @@ export class CorruptJournalError extends Error {
   }
 }
 
-const writeAsync = promisify(write);
-const fdatasyncAsync = promisify(fdatasync);
-
 /** The append-only journal file: one write and one fdatasync per group commit. */
 export class Journal {
-  private readonly fd: number;
   /** Bytes of complete, durable lines. */
   private bytes: number;
   /** A failed write may have left bytes after `bytes`: cut them before appending again. */
@@ -46,10 +47,8 @@ export class Journal {
     readonly path: string,
     options: { readOnly?: boolean } = {},
   ) {
-    // Not O_APPEND: appends are positional writes at the end of the last durable line, so a
-    // fragment left by a failed write is overwritten (Linux ignores pwrite offsets under O_APPEND).
-    this.fd = openSync(path, options.readOnly === true ? constants.O_RDONLY : constants.O_RDWR | constants.O_CREAT, 0o600);
-    this.bytes = fstatSync(this.fd).size;
+    if (options.readOnly !== true) closeSync(openSync(path, constants.O_RDWR | constants.O_CREAT, 0o600));
+    this.bytes = statSync(path).size;
   }
 
   get size(): number {
@@ -100,10 +99,17 @@ export class Journal {
     if (this.dirtyTail) this.truncate(this.bytes);
     let written = 0;
     try {
-      while (written < buffer.length) {
-        written += (await writeAsync(this.fd, buffer, written, buffer.length - written, this.bytes + written)).bytesWritten;
+      // Not O_APPEND: appends are positional writes at the end of the last durable line, so a
+      // fragment left by a failed write is overwritten (Linux ignores pwrite offsets under O_APPEND).
+      const handle = await open(this.path, constants.O_WRONLY);
+      try {
+        while (written < buffer.length) {
+          written += (await handle.write(buffer, written, buffer.length - written, this.bytes + written)).bytesWritten;
+        }
+        await handle.datasync();
+      } finally {
+        await handle.close();
       }
-      await fdatasyncAsync(this.fd);
     } catch (err) {
       this.dirtyTail = true;
       try {
@@ -126,13 +132,17 @@ export class Journal {
     if (this.dirtyTail) this.truncate(this.bytes);
   }
 
-  close(): void {
-    closeSync(this.fd);
-  }
+  /** Nothing is held open between appends; kept so callers state when they are done. */
+  close(): void {}
 
   private truncate(length: number): void {
-    ftruncateSync(this.fd, length);
-    fdatasyncSync(this.fd);
+    const fd = openSync(this.path, constants.O_WRONLY);
+    try {
+      ftruncateSync(fd, length);
+      fdatasyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
     this.bytes = length;
     this.dirtyTail = false;
   }
