@@ -175,8 +175,9 @@ export function provisionSoftHsm(dataDir: string, options: SoftHsmProvisionOptio
  */
 export function openSoftHsmKeystore(dataDir: string, options: SoftHsmProvisionOptions = {}): Pkcs11Keystore {
   const hsm = provisionSoftHsm(dataDir, options);
-  const tokenDir = tokenDirectoryOf(hsm.confPath);
-  const sync = tokenDir === undefined ? undefined : () => syncTokenDirectory(tokenDir);
+  const tokensRoot = tokenDirectoryOf(hsm.confPath);
+  const syncer = tokensRoot === undefined ? undefined : new TokenDirectorySync(tokensRoot, hsm.tokenLabel);
+  const sync = syncer === undefined ? undefined : () => syncer.sync();
   const keystore = openPkcs11Keystore({
     modulePath: hsm.modulePath,
     tokenLabel: hsm.tokenLabel,
@@ -219,27 +220,70 @@ export function tokenDirectoryOf(confPath: string): string | undefined {
 }
 
 /**
- * fsyncs every file and directory under SoftHSM2's token directory. SoftHSM2 writes its object
- * files without fsync; an object the store refers to must survive a power cut like the store.
- * Files that did not change cost next to nothing to sync.
+ * Makes SoftHSM2's writes to one token durable. SoftHSM2 writes its object files without fsync;
+ * an object the store refers to (root key, an AES_256_HSM version) must survive a power cut like
+ * the store does. Each sync fsyncs the files of this token that changed since the last one (by
+ * size and mtime), then the token's directory and the tokens directory.
  */
-export function syncTokenDirectory(dir: string): void {
-  const walk = (current: string): void => {
-    for (const entry of readdirSync(current, { withFileTypes: true })) {
-      const full = path.join(current, entry.name);
-      if (entry.isDirectory()) walk(full);
+export class TokenDirectorySync {
+  /** size:mtime of every file as last synced. */
+  private readonly synced = new Map<string, string>();
+  private tokenDir: string | undefined;
+
+  constructor(
+    private readonly tokensRoot: string,
+    private readonly label: string,
+  ) {}
+
+  sync(): void {
+    const dir = (this.tokenDir ??= this.findTokenDir());
+    if (dir === undefined) {
+      // Not created yet, or not recognisable: sync everything under the root (a first start).
+      this.syncTree(this.tokensRoot, new Set());
+      return;
+    }
+    const seen = new Set<string>();
+    this.syncTree(dir, seen);
+    fsyncDirectory(this.tokensRoot);
+    // Destroyed objects' files are gone: forget them, so the map stays the size of the token.
+    for (const file of this.synced.keys()) if (!seen.has(file)) this.synced.delete(file);
+  }
+
+  /** The directory SoftHSM2 keeps this token in: the one whose token.object carries the label. */
+  private findTokenDir(): string | undefined {
+    const padded = Buffer.from(this.label.padEnd(32, ' '), 'utf8');
+    for (const entry of readdirSync(this.tokensRoot, { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue;
+      const dir = path.join(this.tokensRoot, entry.name);
+      try {
+        if (readFileSync(path.join(dir, 'token.object')).includes(padded)) return dir;
+      } catch {
+        // a directory without a token.object is not a token (yet)
+      }
+    }
+    return undefined;
+  }
+
+  private syncTree(dir: string, seen: Set<string>): void {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) this.syncTree(full, seen);
       else if (entry.isFile()) {
+        seen.add(full);
+        const stat = statSync(full);
+        const version = `${stat.size}:${stat.mtimeMs}`;
+        if (this.synced.get(full) === version) continue;
         const fd = openSync(full, 'r');
         try {
           fsyncSync(fd);
         } finally {
           closeSync(fd);
         }
+        this.synced.set(full, version);
       }
     }
-    fsyncDirectory(current);
-  };
-  walk(dir);
+    fsyncDirectory(dir);
+  }
 }
 
 /** A refusal to start because something the store depends on is gone. */
