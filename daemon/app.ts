@@ -1,19 +1,20 @@
 /**
- * Builds the Express app from its dependencies, without listening: main.ts listens, tests run it
- * in-process on port 0. Express is imported here and in daemon/http only.
+ * Builds the daemon's HTTP request listener from its dependencies, without listening: kmsd.ts
+ * listens, tests run it in-process on port 0. Express is imported here only.
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { randomUUID } from 'node:crypto';
+import type { RequestListener, ServerResponse } from 'node:http';
 import type { AccessPolicy } from './domain/access.js';
 import type { AuditLog } from './domain/ports.js';
 import type { AdjustableClock } from './domain/clock.js';
 import type { ReadinessReport } from './domain/health.js';
 import type { KeyService } from './domain/keys.js';
-import { ERROR_CODES } from './domain/errors.js';
-import { errorCodeOf, toHttpError, transportError } from './http/errors.js';
+import { transportError } from './http/errors.js';
+import { fastPath, type CallLog } from './http/fast-path.js';
 import { keyRoutes } from './http/keys.js';
 import { openApiDocument } from './http/openapi.js';
-import { boundedPath, dispatcher, unroutedOperation, type Authenticator, type RouteDef } from './http/router.js';
+import { Dispatcher, boundedPath, hasRequestBody, type Authenticator, type CallInput, type CallOutput, type RouteDef } from './http/router.js';
 import { healthRoute, openApiRoute, testClockRoute } from './http/system.js';
 import type { Scheduler } from './scheduler/scheduler.js';
 
@@ -43,6 +44,8 @@ export interface AppDeps {
   audit?: AuditLog;
   folderOfKey?: (keyId: string) => string | undefined;
   now: () => Date;
+  /** Successful data-plane calls are logged one in this many (default DEFAULT_LOG_SAMPLE_EVERY). */
+  logSampleEvery?: number;
 }
 
 export function buildRoutes(deps: AppDeps): RouteDef[] {
@@ -57,78 +60,108 @@ export function buildRoutes(deps: AppDeps): RouteDef[] {
   return routes;
 }
 
-export function buildApp(deps: AppDeps): express.Express {
+/**
+ * The daemon's request listener: hot data-plane calls take the lean path (./http/fast-path.ts),
+ * everything else goes through Express; both hand their calls to the same `Dispatcher`, so a call
+ * meets the same route table, validation, permission check, audit event and error bodies
+ * whichever path serves it.
+ */
+export function buildApp(deps: AppDeps): RequestListener {
   const routes = buildRoutes(deps);
+  const dispatcher = new Dispatcher(routes, {
+    authenticate: deps.authenticate,
+    policy: deps.policy,
+    now: deps.now,
+    ...(deps.audit !== undefined ? { audit: deps.audit } : {}),
+    ...(deps.folderOfKey !== undefined ? { folderOfKey: deps.folderOfKey } : {}),
+  });
+  const log = callLogger(deps.logger, deps.logSampleEvery ?? DEFAULT_LOG_SAMPLE_EVERY);
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
   app.set('query parser', 'simple');
   app.use((req: Request, res: Response, next: NextFunction) => {
-    const requestId = randomUUID();
-    const started = process.hrtime.bigint();
-    res.locals.requestId = requestId;
-    res.setHeader('x-request-id', requestId);
-    // Responses carry key material, plaintext or tokens often enough that none may be cached.
-    res.setHeader('cache-control', 'no-store');
-    res.setHeader('x-content-type-options', 'nosniff');
-    res.on('finish', () => {
-      // Method, path and outcome only: bodies may hold plaintext and headers hold tokens.
-      deps.logger.info(
-        {
-          requestId,
-          method: req.method,
-          path: boundedPath(req.path),
-          status: res.statusCode,
-          subject: res.locals.caller as string | undefined,
-          ms: Number(process.hrtime.bigint() - started) / 1e6,
-        },
-        'request',
-      );
-    });
-    next();
-  });
-  app.use((req: Request, _res: Response, next: NextFunction) => {
+    res.locals.requestId = randomUUID();
+    res.locals.started = process.hrtime.bigint();
+    setCommonHeaders(res, String(res.locals.requestId));
     // Refuse a declared oversized body before reading any of it (the parser would drain it first).
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > BODY_LIMIT_BYTES) next(transportError('body-too-large', BODY_LIMIT_BYTES));
     else next();
   });
   app.use(express.json({ limit: BODY_LIMIT_BYTES, type: ['application/json', 'application/*+json'] }));
-  app.use(
-    dispatcher(routes, {
-      authenticate: deps.authenticate,
-      policy: deps.policy,
-      now: deps.now,
-      ...(deps.audit !== undefined ? { audit: deps.audit } : {}),
-      ...(deps.folderOfKey !== undefined ? { folderOfKey: deps.folderOfKey } : {}),
-    }),
-  );
-  app.use((raw: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const requestId = String(res.locals.requestId);
-    const err = fromBodyParser(raw);
-    if (deps.audit !== undefined && res.locals.audited !== true) {
-      // Refused before routing (unparseable or oversized body): still one event per call.
-      res.locals.audited = true;
-      // Not awaited: the call is refused either way; the event goes out with the next batch.
-      safeAppend(deps.audit, {
-        time: deps.now().toISOString(),
-        requestId,
-        subject: 'anonymous',
-        operation: unroutedOperation(req.method, req.path),
-        result: errorCodeOf(err),
-        ...(req.socket.remoteAddress !== undefined ? { remoteAddress: req.socket.remoteAddress } : {}),
-      }, deps.logger);
-    }
-    const mapped = toHttpError(err, requestId);
-    if (mapped.internal) deps.logger.error({ requestId, err }, 'internal error');
-    for (const [name, value] of Object.entries(mapped.headers)) res.setHeader(name, value);
-    if (mapped.body.code === ERROR_CODES.UNAUTHENTICATED) {
-      // RFC 6750 §3: say which scheme to use, and whether the token given was the problem.
-      res.setHeader('www-authenticate', req.headers.authorization === undefined ? 'Bearer realm="kms"' : 'Bearer realm="kms", error="invalid_token"');
-    }
-    res.status(mapped.status).json(mapped.body);
+  app.use((req: Request, res: Response) => {
+    const input = expressInput(req, res);
+    void dispatcher.handle(input).then((output) => {
+      sendOutput(res, output);
+      log(input, output, res.locals.started as bigint);
+    });
   });
-  return app;
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const input = expressInput(req, res);
+    const output = dispatcher.refuse(input, fromBodyParser(err), (auditError) => deps.logger.error({ err: auditError }, 'audit log refused an event'));
+    sendOutput(res, output);
+    log(input, output, res.locals.started as bigint);
+  });
+  const fast = fastPath(dispatcher, { bodyLimit: BODY_LIMIT_BYTES, log });
+  return (req, res) => {
+    if (!fast(req, res)) app(req, res);
+  };
+}
+
+/** Data-plane calls that succeed are logged one in this many; errors and refusals always. */
+export const DEFAULT_LOG_SAMPLE_EVERY = 100;
+
+/**
+ * One log line per call: method, path, status, subject and duration — never bodies, headers or
+ * tokens. Errors (5xx, with the cause) and refusals (4xx) are always logged; successful hot
+ * data-plane calls one in `sampleEvery` (the line says so), other successful calls always.
+ */
+export function callLogger(logger: AppLogger, sampleEvery: number): CallLog {
+  let hotSuccesses = 0;
+  return (input, output, started) => {
+    const sampled = output.status < 400 && output.hot;
+    if (sampled && hotSuccesses++ % sampleEvery !== 0) return;
+    const fields: Record<string, unknown> = {
+      requestId: input.requestId,
+      method: input.method,
+      path: boundedPath(input.path),
+      status: output.status,
+      subject: output.subject,
+      ms: Number(process.hrtime.bigint() - started) / 1e6,
+    };
+    if (sampled && sampleEvery > 1) fields.sampledOneIn = sampleEvery;
+    if (output.internalError !== undefined) {
+      logger.error({ ...fields, err: output.internalError }, 'internal error');
+      return;
+    }
+    logger.info(fields, 'request');
+  };
+}
+
+function setCommonHeaders(res: ServerResponse, requestId: string): void {
+  res.setHeader('x-request-id', requestId);
+  // Responses carry key material, plaintext or tokens often enough that none may be cached.
+  res.setHeader('cache-control', 'no-store');
+  res.setHeader('x-content-type-options', 'nosniff');
+}
+
+function expressInput(req: Request, res: Response): CallInput {
+  return {
+    method: req.method,
+    path: req.path,
+    query: req.query as Record<string, string | string[] | undefined>,
+    authorization: req.headers.authorization,
+    body: req.body as unknown,
+    hasBody: hasRequestBody(req.headers),
+    requestId: String(res.locals.requestId),
+    remoteAddress: req.socket.remoteAddress,
+  };
+}
+
+function sendOutput(res: Response, output: CallOutput): void {
+  for (const [name, value] of Object.entries(output.headers)) res.setHeader(name, value);
+  res.status(output.status).json(output.body);
 }
 
 /** body-parser's errors (by their `type`) as our transport failures; anything else unchanged. */
@@ -143,13 +176,5 @@ function fromBodyParser(err: unknown): unknown {
       return transportError('unsupported-media-type', BODY_LIMIT_BYTES);
     default:
       return err;
-  }
-}
-
-function safeAppend(audit: AuditLog, event: Parameters<AuditLog['append']>[0], logger: AppLogger): void {
-  try {
-    audit.append(event);
-  } catch (err) {
-    logger.error({ err }, 'audit log refused an event');
   }
 }
