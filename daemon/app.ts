@@ -6,7 +6,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { randomUUID } from 'node:crypto';
 import type { RequestListener, ServerResponse } from 'node:http';
 import type { AccessPolicy } from './domain/access.js';
-import type { AuditLog } from './domain/ports.js';
+import { NO_METRICS, type AuditLog, type Metrics } from './domain/ports.js';
 import type { AdjustableClock } from './domain/clock.js';
 import type { ReadinessReport } from './domain/health.js';
 import type { KeyService } from './domain/keys.js';
@@ -15,7 +15,7 @@ import { fastPath, type CallLog } from './http/fast-path.js';
 import { keyRoutes } from './http/keys.js';
 import { openApiDocument } from './http/openapi.js';
 import { Dispatcher, boundedPath, hasRequestBody, type Authenticator, type CallInput, type CallOutput, type RouteDef } from './http/router.js';
-import { healthRoute, openApiRoute, testClockRoute } from './http/system.js';
+import { healthRoute, metricsRoute, openApiRoute, testClockRoute } from './http/system.js';
 import type { Scheduler } from './scheduler/scheduler.js';
 
 /** Large enough for the biggest data-plane request (32 KiB plaintext + 8 KiB AAD, in base64). */
@@ -46,6 +46,9 @@ export interface AppDeps {
   now: () => Date;
   /** Successful data-plane calls are logged one in this many (default DEFAULT_LOG_SAMPLE_EVERY). */
   logSampleEvery?: number;
+  /** Where call metrics go; with `renderMetrics`, GET /metrics serves them. */
+  metrics?: Metrics;
+  renderMetrics?: () => Promise<{ contentType: string; text: string }>;
 }
 
 export function buildRoutes(deps: AppDeps): RouteDef[] {
@@ -55,6 +58,7 @@ export function buildRoutes(deps: AppDeps): RouteDef[] {
     ...(deps.extraRoutes ?? []),
   ];
   if (deps.testClock !== undefined) routes.push(testClockRoute(deps.testClock, deps.scheduler));
+  if (deps.renderMetrics !== undefined) routes.push(metricsRoute(deps.renderMetrics));
   let document: object | undefined;
   routes.push(openApiRoute(() => (document ??= openApiDocument(routes, deps.version))));
   return routes;
@@ -75,7 +79,7 @@ export function buildApp(deps: AppDeps): RequestListener {
     ...(deps.audit !== undefined ? { audit: deps.audit } : {}),
     ...(deps.folderOfKey !== undefined ? { folderOfKey: deps.folderOfKey } : {}),
   });
-  const log = callLogger(deps.logger, deps.logSampleEvery ?? DEFAULT_LOG_SAMPLE_EVERY);
+  const log = callLogger(deps.logger, deps.logSampleEvery ?? DEFAULT_LOG_SAMPLE_EVERY, deps.metrics);
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
@@ -117,9 +121,11 @@ export const DEFAULT_LOG_SAMPLE_EVERY = 100;
  * tokens. Errors (5xx, with the cause) and refusals (4xx) are always logged; successful hot
  * data-plane calls one in `sampleEvery` (the line says so), other successful calls always.
  */
-export function callLogger(logger: AppLogger, sampleEvery: number): CallLog {
+export function callLogger(logger: AppLogger, sampleEvery: number, metrics: Metrics = NO_METRICS): CallLog {
   let hotSuccesses = 0;
   return (input, output, started) => {
+    const elapsed = Number(process.hrtime.bigint() - started);
+    metrics.callFinished(output.routed ? output.operation : 'unrouted', output.result, elapsed / 1e9);
     const sampled = output.status < 400 && output.hot;
     if (sampled && hotSuccesses++ % sampleEvery !== 0) return;
     const fields: Record<string, unknown> = {
@@ -128,7 +134,7 @@ export function callLogger(logger: AppLogger, sampleEvery: number): CallLog {
       path: boundedPath(input.path),
       status: output.status,
       subject: output.subject,
-      ms: Number(process.hrtime.bigint() - started) / 1e6,
+      ms: elapsed / 1e6,
     };
     if (sampled && sampleEvery > 1) fields.sampledOneIn = sampleEvery;
     if (output.internalError !== undefined) {
@@ -161,7 +167,8 @@ function expressInput(req: Request, res: Response): CallInput {
 
 function sendOutput(res: Response, output: CallOutput): void {
   for (const [name, value] of Object.entries(output.headers)) res.setHeader(name, value);
-  res.status(output.status).json(output.body);
+  if (typeof output.body === 'string' && output.headers['content-type'] !== undefined) res.status(output.status).send(output.body);
+  else res.status(output.status).json(output.body);
 }
 
 /** body-parser's errors (by their `type`) as our transport failures; anything else unchanged. */

@@ -28,6 +28,8 @@ import { writeSecretFile } from './keystore/secret-file.js';
 import { findSoftHsmModule, openSoftHsmKeystore } from './keystore/softhsm.js';
 import { openSoftwareKeystore } from './keystore/software.js';
 import { Scheduler } from './scheduler/scheduler.js';
+import { MeteredKeystore, meteredStore } from './metrics/metered.js';
+import { PrometheusMetrics } from './metrics/prometheus.js';
 import { fsyncDirectory } from './store/durable-file.js';
 import { lockDataDir } from './store/lock.js';
 import { openLowdbStore } from './store/lowdb-store.js';
@@ -104,7 +106,8 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
     for (const step of cleanups.reverse()) await step();
   };
   try {
-    const store = await openLowdbStore(dataDir, { logger });
+    const metrics = new PrometheusMetrics();
+    const store = meteredStore(await openLowdbStore(dataDir, { logger }), metrics);
     cleanups.push(() => store.close());
     const testClock = config.unsafeTestClock ? new AdjustableClock() : undefined;
     const clock = testClock ?? systemClock;
@@ -113,7 +116,7 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
     const allowCreate = store.read(storeIsUnbound);
     let keystore: Keystore;
     try {
-      keystore = openConfiguredKeystore(config, dataDir, logger, { allowCreate });
+      keystore = new MeteredKeystore(openConfiguredKeystore(config, dataDir, logger, { allowCreate }), metrics);
     } catch (err) {
       if (allowCreate) throw err;
       throw refuseStart(dataDir, store.read((state) => state), err instanceof Error ? err.message : String(err));
@@ -149,10 +152,12 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
         fsyncDirectory(dataDir);
       }
     }
-    const scheduler = new Scheduler(keys, logger, config.schedulerIntervalMs);
+    const scheduler = new Scheduler(keys, logger, config.schedulerIntervalMs, metrics);
     const bare = options.unsafeWithoutAccessControl === true;
     const policy: AccessPolicy = bare ? { authorize: () => undefined } : rolePolicy((query) => store.read(query));
     const app = buildApp({
+      metrics,
+      renderMetrics: () => metrics.render(),
       keys,
       scheduler,
       authenticate: bare ? () => ({ subject: BOOTSTRAP_ADMIN }) : tokenAuthenticator(store),

@@ -36,6 +36,8 @@ export const PERMISSIONS = [
   'kms.audit.read',
   /** Daemon-wide administration (service accounts, tokens, the test clock): bootstrap admin only. */
   'iam.admin',
+  /** Prometheus metrics: the bootstrap admin and the `system:metrics` subject. */
+  'metrics.read',
   /** Any authenticated subject. */
   'authenticated',
   /** No token needed: only /healthz. */
@@ -73,6 +75,9 @@ export const ROLES: ReadonlyMap<string, ReadonlySet<Permission>> = new Map<strin
 /** The subject of the bootstrap admin token. */
 export const BOOTSTRAP_ADMIN = 'userAccount:admin';
 
+/** The subject of tokens that may only read /metrics (give one to Prometheus). */
+export const METRICS_SUBJECT = 'system:metrics';
+
 /** What a permission is checked against. */
 export interface AccessTarget {
   folderId?: string;
@@ -102,6 +107,7 @@ export function rolePolicy(read: <T>(query: (state: StateView) => T) => T): Acce
     authorize(caller, permission, target) {
       if (permission === 'public' || caller.subject === BOOTSTRAP_ADMIN) return;
       if (permission === 'authenticated') return;
+      if (permission === 'metrics.read' && caller.subject === METRICS_SUBJECT) return;
       const allowed = read((state) => {
         const resources: string[] = [];
         // A deleted or unknown key falls back to its key bindings only: no folder, no leak.

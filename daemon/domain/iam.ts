@@ -2,7 +2,7 @@
  * Identity and access administration: service accounts, their tokens, and access bindings on
  * folders and keys (Yandex `listAccessBindings` / `setAccessBindings` / `updateAccessBindings`).
  */
-import { ROLES, folderResource, keyResource, subjectOf } from './access.js';
+import { METRICS_SUBJECT, ROLES, folderResource, keyResource, subjectOf } from './access.js';
 import { KmsError, invalidArgument, notFound } from './errors.js';
 import { liveKey } from './keys.js';
 import type { AccessBinding, OperationRecord, ServiceAccountRecord, StateTx, StateView } from './model.js';
@@ -161,8 +161,9 @@ function checkResource(state: StateView, resource: BindingResource): void {
 }
 
 function checkSubject(state: StateView, field: string, subject: string): void {
+  if (subject === METRICS_SUBJECT) return;
   const match = /^(userAccount|serviceAccount):([a-z0-9][a-z0-9_-]{0,49})$/.exec(subject);
-  if (match === null) throw invalidArgument(field, `"${subject}" must be userAccount:<id> or serviceAccount:<id>`);
+  if (match === null) throw invalidArgument(field, `"${subject.slice(0, 80)}" must be userAccount:<id>, serviceAccount:<id> or ${METRICS_SUBJECT}`);
   if (match[1] === 'serviceAccount' && !state.serviceAccounts.has(match[2] ?? '')) {
     throw invalidArgument(field, `service account ${match[2]} does not exist`);
   }

@@ -211,3 +211,32 @@ export interface AuditAnchorStore {
   /** Durably replaces the anchor; `seq` never goes backwards. */
   write(anchor: AuditAnchor): void;
 }
+
+/**
+ * Production metrics, as the domain and the adapters report them (daemon/metrics turns them into
+ * Prometheus series). Every method is cheap and synchronous: it is called on the hot path.
+ */
+export interface Metrics {
+  /** One API call finished (operation id, `OK` or the error code, seconds from read to answer). */
+  callFinished(operation: string, result: string, seconds: number): void;
+  /** One audit batch became durable: its fsync took `seconds` and it held `events` events. */
+  auditFlushed(seconds: number, events: number): void;
+  /** One keystore call (seal, open, random, create, destroy) for an algorithm took `seconds`. */
+  keystoreCall(operation: string, algorithm: string, seconds: number): void;
+  /** A keystore call failed for a reason that is not the caller's input (HSM unavailable, internal). */
+  hsmError(operation: string, code: string): void;
+  /** One store update became durable `seconds` after it was accepted. */
+  storeCommitted(seconds: number): void;
+  /** A scheduler run started `lagSeconds` later than planned. */
+  schedulerRan(lagSeconds: number): void;
+}
+
+/** Metrics that go nowhere (tests and tools that do not serve /metrics). */
+export const NO_METRICS: Metrics = {
+  callFinished: () => undefined,
+  auditFlushed: () => undefined,
+  keystoreCall: () => undefined,
+  hsmError: () => undefined,
+  storeCommitted: () => undefined,
+  schedulerRan: () => undefined,
+};

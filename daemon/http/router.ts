@@ -26,7 +26,9 @@ export interface RequestContext<B = unknown> {
 
 export interface RouteResult {
   status?: number;
+  /** JSON, or text when `contentType` is given. */
   body: unknown;
+  contentType?: string;
 }
 
 export interface RouteDef {
@@ -97,6 +99,8 @@ export interface CallOutput {
   headers: Readonly<Record<string, string>>;
   /** The route's operation id, or `METHOD path` (cut) when no route matched. */
   operation: string;
+  /** False when no route matched (metrics count such calls as "unrouted"). */
+  routed: boolean;
   /** The caller, once authenticated. */
   subject: string | undefined;
   /** `OK` or the error code name. */
@@ -232,6 +236,7 @@ export class Dispatcher {
     if (input.remoteAddress !== undefined) event.remoteAddress = input.remoteAddress;
     let audited = true;
     let hot = false;
+    let routed = false;
     let annotations: RequestContext['audit'] = {};
     let outcome: { ok: true; result: RouteResult } | { ok: false; error: unknown };
     let subject: string | undefined;
@@ -244,6 +249,7 @@ export class Dispatcher {
       const { route, raw } = found.match;
       const def = route.def;
       hot = def.hot === true;
+      routed = true;
       event.operation = def.operationId;
       audited = def.permission !== 'public';
       const params = Object.create(null) as Record<string, string>;
@@ -289,13 +295,15 @@ export class Dispatcher {
         await this.deps.audit.flush();
       } catch (err) {
         // An unrecorded call must not be acknowledged.
-        return this.errorOutput(input, err, event.operation, subject, hot);
+        return this.errorOutput(input, err, event.operation, subject, hot, routed);
       }
     }
     if (outcome.ok) {
-      return { status: outcome.result.status ?? 200, body: outcome.result.body, headers: {}, operation: event.operation, subject, result: 'OK', hot };
+      const { result } = outcome;
+      const headers: Record<string, string> = result.contentType !== undefined ? { 'content-type': result.contentType } : {};
+      return { status: result.status ?? 200, body: result.body, headers, operation: event.operation, routed, subject, result: 'OK', hot };
     }
-    return this.errorOutput(input, outcome.error, event.operation, subject, hot);
+    return this.errorOutput(input, outcome.error, event.operation, subject, hot, routed);
   }
 
   /**
@@ -318,17 +326,17 @@ export class Dispatcher {
         onAuditError(auditError);
       }
     }
-    return this.errorOutput(input, err, operation, undefined, false);
+    return this.errorOutput(input, err, operation, undefined, false, false);
   }
 
-  private errorOutput(input: CallInput, err: unknown, operation: string, subject: string | undefined, hot: boolean): CallOutput {
+  private errorOutput(input: CallInput, err: unknown, operation: string, subject: string | undefined, hot: boolean, routed: boolean): CallOutput {
     const mapped = toHttpError(err, input.requestId);
     const headers: Record<string, string> = { ...mapped.headers };
     if (mapped.body.code === ERROR_CODES.UNAUTHENTICATED) {
       // RFC 6750 §3: say which scheme to use, and whether the token given was the problem.
       headers['www-authenticate'] = input.authorization === undefined ? 'Bearer realm="kms"' : 'Bearer realm="kms", error="invalid_token"';
     }
-    const output: CallOutput = { status: mapped.status, body: mapped.body, headers, operation, subject, result: errorCodeOf(err), hot };
+    const output: CallOutput = { status: mapped.status, body: mapped.body, headers, operation, routed, subject, result: errorCodeOf(err), hot };
     if (mapped.internal) output.internalError = err;
     return output;
   }

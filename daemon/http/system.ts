@@ -37,6 +37,24 @@ export function openApiRoute(document: () => object): RouteDef {
   };
 }
 
+/**
+ * Prometheus metrics (text exposition format). Needs permission `metrics.read`: the bootstrap
+ * admin, or a token issued for the subject `system:metrics` (what Prometheus is given).
+ */
+export function metricsRoute(render: () => Promise<{ contentType: string; text: string }>): RouteDef {
+  return {
+    method: 'GET',
+    path: '/metrics',
+    operationId: 'Metrics.Get',
+    summary: 'Prometheus metrics: calls and latency by operation and result, audit, keystore, store, scheduler, process.',
+    permission: 'metrics.read',
+    handler: async () => {
+      const { contentType, text } = await render();
+      return { body: text, contentType };
+    },
+  };
+}
+
 /** Exists only under `kmsd --unsafe-test-clock`. */
 export function testClockRoute(clock: AdjustableClock, scheduler: Scheduler): RouteDef {
   return {
