@@ -29,6 +29,8 @@ export interface BenchDaemonOptions {
   cpus?: string;
   /** Extra node flags for this daemon only (e.g. --cpu-prof, which NODE_OPTIONS refuses). */
   nodeArgs?: string[];
+  /** Extra kmsd flags. */
+  args?: string[];
   timeoutMs?: number;
 }
 
@@ -79,7 +81,7 @@ export async function startBenchDaemon(options: BenchDaemonOptions): Promise<Ben
   // Each daemon keeps its SoftHSM2 token in its own data dir, as on first start of a real host.
   delete env.SOFTHSM2_CONF;
   const started = performance.now();
-  const argv = [process.execPath, ...(options.nodeArgs ?? []), KMSD_MAIN, '--listen', `127.0.0.1:${port}`, '--data-dir', options.dataDir];
+  const argv = [process.execPath, ...(options.nodeArgs ?? []), KMSD_MAIN, '--listen', `127.0.0.1:${port}`, '--data-dir', options.dataDir, ...(options.args ?? [])];
   if (options.cpus !== undefined) argv.unshift('taskset', '-c', options.cpus);
   const child = spawn(argv[0]!, argv.slice(1), {
     env,

@@ -2,10 +2,12 @@
 import { pino } from 'pino';
 import { runAuditCommand } from './audit/cli.js';
 import { ConfigError, USAGE, parseConfig } from './config.js';
+import { runHsmCommand } from './keystore/status-cli.js';
 import { startKmsd } from './kmsd.js';
 
 export async function runMain(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   if (argv[0] === 'audit') return runAuditCommand(argv.slice(1));
+  if (argv[0] === 'hsm') return runHsmCommand(argv.slice(1));
   let config;
   try {
     config = parseConfig(argv, env);

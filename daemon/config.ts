@@ -18,7 +18,10 @@ export interface KmsdConfig {
   logLevel: string;
   /** Seconds a deleted key can be restored. */
   restoreWindowSeconds: number;
+  /** Seconds operations are kept before the scheduler prunes them. */
+  operationRetentionSeconds: number;
   schedulerIntervalMs: number;
+  http: HttpLimits;
   /** The audit trail (daemon/audit/trail.ts): segment rotation, retention, recovery after a cut. */
   audit: {
     segmentBytes: number;
@@ -29,12 +32,29 @@ export interface KmsdConfig {
   };
 }
 
+/** Limits of the HTTP listener (node:http server settings). */
+export interface HttpLimits {
+  /** Time to receive the request headers. */
+  headersTimeoutMs: number;
+  /** Time to receive the whole request. */
+  requestTimeoutMs: number;
+  /** Idle time before a keep-alive connection is closed. */
+  keepAliveTimeoutMs: number;
+  /** Open connections beyond this are refused. */
+  maxConnections: number;
+}
+
 export const DEFAULTS = {
   listen: '127.0.0.1:8443',
   dataDir: './kms-data',
   keystore: 'pkcs11',
   logLevel: 'info',
   restoreWindow: '72h',
+  operationRetention: '720h',
+  httpHeadersTimeout: '10s',
+  httpRequestTimeout: '30s',
+  httpKeepAliveTimeout: '5s',
+  httpMaxConnections: 1024,
   auditSegmentSize: '16MiB',
   auditSegmentMaxAge: '24h',
   auditRetention: '8760h',
@@ -43,6 +63,7 @@ export const DEFAULTS = {
 
 export const USAGE = `Usage: kmsd [options]
        kmsd audit verify|export --data-dir DIR …   (kmsd audit --help)
+       kmsd hsm status --data-dir DIR [--json]
 
 Options (flag / environment variable / default):
   --listen HOST:PORT          KMS_LISTEN               ${DEFAULTS.listen}
@@ -52,6 +73,11 @@ Options (flag / environment variable / default):
   --pkcs11-token-label LABEL  KMS_PKCS11_TOKEN_LABEL   the token kmsd created for the data dir (SoftHSM2); required with another module
   --pkcs11-pin PIN            KMS_PKCS11_PIN           generated on first start into <data-dir>/hsm-pins.json (0600)
   --restore-window DURATION   KMS_RESTORE_WINDOW       ${DEFAULTS.restoreWindow} (how long a deleted key can be restored)
+  --operation-retention DURATION  KMS_OPERATION_RETENTION  ${DEFAULTS.operationRetention} (operations older than this are pruned)
+  --http-headers-timeout DURATION KMS_HTTP_HEADERS_TIMEOUT ${DEFAULTS.httpHeadersTimeout} (time to receive request headers)
+  --http-request-timeout DURATION KMS_HTTP_REQUEST_TIMEOUT ${DEFAULTS.httpRequestTimeout} (time to receive a whole request)
+  --http-keepalive-timeout DURATION KMS_HTTP_KEEPALIVE_TIMEOUT ${DEFAULTS.httpKeepAliveTimeout} (idle keep-alive connections close after this)
+  --http-max-connections N    KMS_HTTP_MAX_CONNECTIONS ${DEFAULTS.httpMaxConnections} (connections beyond this are refused)
   --log-level LEVEL           KMS_LOG_LEVEL            ${DEFAULTS.logLevel}
   --audit-segment-size SIZE   KMS_AUDIT_SEGMENT_SIZE   ${DEFAULTS.auditSegmentSize} (a segment is sealed before it would outgrow this)
   --audit-segment-max-age DUR KMS_AUDIT_SEGMENT_MAX_AGE ${DEFAULTS.auditSegmentMaxAge} (…or once it is this old)
@@ -84,6 +110,11 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): KmsdConfig 
         'pkcs11-token-label': { type: 'string' },
         'pkcs11-pin': { type: 'string' },
         'restore-window': { type: 'string' },
+        'operation-retention': { type: 'string' },
+        'http-headers-timeout': { type: 'string' },
+        'http-request-timeout': { type: 'string' },
+        'http-keepalive-timeout': { type: 'string' },
+        'http-max-connections': { type: 'string' },
         'log-level': { type: 'string' },
         'audit-segment-size': { type: 'string' },
         'audit-segment-max-age': { type: 'string' },
@@ -112,6 +143,10 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): KmsdConfig 
     keystore,
     logLevel: values['log-level'] ?? env.KMS_LOG_LEVEL ?? DEFAULTS.logLevel,
     restoreWindowSeconds: parseGoDuration('--restore-window', values['restore-window'] ?? env.KMS_RESTORE_WINDOW ?? DEFAULTS.restoreWindow),
+    operationRetentionSeconds: parseGoDuration(
+      '--operation-retention',
+      values['operation-retention'] ?? env.KMS_OPERATION_RETENTION ?? DEFAULTS.operationRetention,
+    ),
     schedulerIntervalMs: 1000,
     audit: {
       segmentBytes: parseSize('--audit-segment-size', values['audit-segment-size'] ?? env.KMS_AUDIT_SEGMENT_SIZE ?? DEFAULTS.auditSegmentSize, 4096),
@@ -120,7 +155,23 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): KmsdConfig 
       maxTotalBytes: parseSize('--audit-max-size', values['audit-max-size'] ?? env.KMS_AUDIT_MAX_SIZE ?? DEFAULTS.auditMaxSize, 4096),
       acceptLoss: values['audit-accept-loss'] === true || env.KMS_AUDIT_ACCEPT_LOSS === '1' || env.KMS_AUDIT_ACCEPT_LOSS === 'true',
     },
+    http: {
+      headersTimeoutMs: 1000 * parseGoDuration('--http-headers-timeout', values['http-headers-timeout'] ?? env.KMS_HTTP_HEADERS_TIMEOUT ?? DEFAULTS.httpHeadersTimeout),
+      requestTimeoutMs: 1000 * parseGoDuration('--http-request-timeout', values['http-request-timeout'] ?? env.KMS_HTTP_REQUEST_TIMEOUT ?? DEFAULTS.httpRequestTimeout),
+      keepAliveTimeoutMs:
+        1000 * parseGoDuration('--http-keepalive-timeout', values['http-keepalive-timeout'] ?? env.KMS_HTTP_KEEPALIVE_TIMEOUT ?? DEFAULTS.httpKeepAliveTimeout),
+      maxConnections: parsePositiveInteger(
+        '--http-max-connections',
+        values['http-max-connections'] ?? env.KMS_HTTP_MAX_CONNECTIONS ?? String(DEFAULTS.httpMaxConnections),
+      ),
+    },
   };
+  if (config.http.headersTimeoutMs === 0 || config.http.requestTimeoutMs === 0) {
+    throw new ConfigError('--http-headers-timeout and --http-request-timeout must be more than 0s');
+  }
+  if (config.http.headersTimeoutMs > config.http.requestTimeoutMs) {
+    throw new ConfigError('--http-headers-timeout must not be longer than --http-request-timeout');
+  }
   const module = values['pkcs11-module'] ?? env.KMS_PKCS11_MODULE;
   if (module !== undefined) config.pkcs11Module = module;
   const label = values['pkcs11-token-label'] ?? env.KMS_PKCS11_TOKEN_LABEL;
@@ -157,6 +208,11 @@ export function parseSize(name: string, text: string, min: number): number {
 function positive(name: string, seconds: number): number {
   if (seconds <= 0) throw new ConfigError(`${name} must be longer than 0s`);
   return seconds;
+}
+
+function parsePositiveInteger(name: string, text: string): number {
+  if (!/^\d{1,7}$/.test(text) || Number(text) < 1) throw new ConfigError(`${name} must be a positive integer, got "${text}"`);
+  return Number(text);
 }
 
 /** "72h", "30m", "90s", "1h30m" → seconds. */

@@ -2,28 +2,35 @@
  * Starts a complete daemon from a config: lock, store, keystore, services, scheduler, HTTP
  * server. Used by main.ts and, in-process, by the integration tests.
  */
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createServer, type Server } from 'node:http';
 import { buildApp, type AppLogger } from './app.js';
 import { openAuditLog } from './audit/trail.js';
 import type { KmsdConfig } from './config.js';
 import { BOOTSTRAP_ADMIN, rolePolicy, type AccessPolicy } from './domain/access.js';
 import { AdjustableClock, systemClock } from './domain/clock.js';
+import { crashPoint } from './crash-points.js';
 import { CryptoService } from './domain/crypto.js';
 import { IamService } from './domain/iam.js';
 import { randomIds } from './domain/ids.js';
 import { KeyService } from './domain/keys.js';
 import type { Keystore } from './domain/ports.js';
+import { readiness, type HealthSource } from './domain/health.js';
 import { ensureBootstrapToken, tokenAuthenticator } from './domain/tokens.js';
 import { cryptoRoutes } from './http/crypto.js';
 import { auditRoutes } from './http/audit.js';
 import { iamRoutes } from './http/iam.js';
+import { bindKeystore, refuseStart, storeIsUnbound } from './keystore/binding.js';
 import { openPkcs11Keystore } from './keystore/pkcs11.js';
+import { writeSecretFile } from './keystore/secret-file.js';
 import { findSoftHsmModule, openSoftHsmKeystore } from './keystore/softhsm.js';
 import { openSoftwareKeystore } from './keystore/software.js';
 import { Scheduler } from './scheduler/scheduler.js';
+import { MeteredKeystore, meteredStore } from './metrics/metered.js';
+import { PrometheusMetrics } from './metrics/prometheus.js';
+import { fsyncDirectory } from './store/durable-file.js';
 import { lockDataDir } from './store/lock.js';
 import { openLowdbStore } from './store/lowdb-store.js';
 
@@ -53,23 +60,34 @@ export interface StartOptions {
  * With `--pkcs11-module` and `--pkcs11-pin` any other PKCS#11 module (an existing token, found by
  * `--pkcs11-token-label`). `--keystore software` only where no PKCS#11 module exists.
  */
-export function openConfiguredKeystore(config: KmsdConfig, dataDir: string, logger: AppLogger, options: { allowCreate?: boolean } = {}): Keystore {
+export function openConfiguredKeystore(
+  config: KmsdConfig,
+  dataDir: string,
+  logger: AppLogger,
+  provisioning: { allowCreate: boolean; readOnly?: boolean } = { allowCreate: true },
+): Keystore {
   const log = { info: (message: string) => logger.info({}, message), warn: (message: string) => logger.warn({}, message) };
-  // Read-only tools pass allowCreate false: they must never create a token, root key or file.
-  const create = options.allowCreate === undefined ? {} : { allowCreate: options.allowCreate };
-  if (config.keystore === 'software') return openSoftwareKeystore({ dataDir, logger: log, ...create });
+  const { allowCreate } = provisioning;
+  if (config.keystore === 'software') return openSoftwareKeystore({ dataDir, logger: log, allowCreate: allowCreate && provisioning.readOnly !== true });
   const module = config.pkcs11Module ?? findSoftHsmModule();
   const isSoftHsm = /softhsm/i.test(module);
   if (!isSoftHsm) {
     if (config.pkcs11Pin === undefined || config.pkcs11TokenLabel === undefined) {
       throw new Error(`--pkcs11-module ${module} needs --pkcs11-token-label and --pkcs11-pin (or KMS_PKCS11_TOKEN_LABEL, KMS_PKCS11_PIN)`);
     }
-    return openPkcs11Keystore({ modulePath: module, tokenLabel: config.pkcs11TokenLabel, pin: config.pkcs11Pin, logger: log, ...create });
+    return openPkcs11Keystore({
+      modulePath: module,
+      tokenLabel: config.pkcs11TokenLabel,
+      pin: config.pkcs11Pin,
+      allowCreate: allowCreate && provisioning.readOnly !== true,
+      logger: log,
+    });
   }
   return openSoftHsmKeystore(dataDir, {
     modulePath: module,
     logger: log,
-    ...create,
+    allowCreate,
+    ...(provisioning.readOnly === true ? { readOnly: true } : {}),
     ...(config.pkcs11TokenLabel !== undefined ? { tokenLabel: config.pkcs11TokenLabel } : {}),
     ...(config.pkcs11Pin !== undefined ? { pin: config.pkcs11Pin } : {}),
   });
@@ -78,19 +96,37 @@ export function openConfiguredKeystore(config: KmsdConfig, dataDir: string, logg
 export async function startKmsd(config: KmsdConfig, options: StartOptions): Promise<RunningKmsd> {
   const { logger } = options;
   const dataDir = resolve(config.dataDir);
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  if (!existsSync(dataDir)) {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    fsyncDirectory(dirname(dataDir));
+  }
   const lock = lockDataDir(dataDir);
   const cleanups: (() => Promise<void> | void)[] = [() => lock.release()];
   const cleanup = async () => {
     for (const step of cleanups.reverse()) await step();
   };
   try {
-    const store = await openLowdbStore(dataDir);
+    const metrics = new PrometheusMetrics();
+    const store = meteredStore(await openLowdbStore(dataDir, { logger }), metrics);
     cleanups.push(() => store.close());
-    const keystore = openConfiguredKeystore(config, dataDir, logger);
-    cleanups.push(() => keystore.close());
     const testClock = config.unsafeTestClock ? new AdjustableClock() : undefined;
     const clock = testClock ?? systemClock;
+    // A store that holds (or held) wrapped material may only meet the HSM it was made with; only
+    // an empty store lets the keystore create a token or root key.
+    const allowCreate = store.read(storeIsUnbound);
+    let keystore: Keystore;
+    try {
+      keystore = new MeteredKeystore(openConfiguredKeystore(config, dataDir, logger, { allowCreate }), metrics);
+    } catch (err) {
+      if (allowCreate) throw err;
+      throw refuseStart(dataDir, store.read((state) => state), err instanceof Error ? err.message : String(err));
+    }
+    cleanups.push(() => keystore.close());
+    const binding = await bindKeystore(store, keystore, dataDir, () => clock.now());
+    if (binding !== 'matched') {
+      logger.info({ binding, custody: keystore.identity() }, 'recorded the HSM token and root key this store depends on');
+      crashPoint('binding-recorded');
+    }
     // After the keystore (its MAC key and anchor), closed before it.
     const audit = await openAuditLog(dataDir, {
       keystore,
@@ -108,33 +144,67 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
     });
     cleanups.push(() => audit.close());
     const ids = randomIds();
-    const keys = new KeyService({ store, clock, ids, keystore, restoreWindowSeconds: config.restoreWindowSeconds });
-    const generatedAdminToken = await ensureBootstrapToken(store, clock, ids, config.bootstrapToken);
+    const keys = new KeyService({
+      store,
+      clock,
+      ids,
+      keystore,
+      restoreWindowSeconds: config.restoreWindowSeconds,
+      operationRetentionSeconds: config.operationRetentionSeconds,
+    });
+    const bootstrap = await ensureBootstrapToken(store, clock, ids, config.bootstrapToken);
+    const adminTokenPath = join(dataDir, 'admin.token');
+    const generatedAdminToken = bootstrap.generated;
     if (generatedAdminToken !== null) {
-      const path = join(dataDir, 'admin.token');
-      writeFileSync(path, `${generatedAdminToken}\n`, { mode: 0o600 });
-      chmodSync(path, 0o600);
-      logger.warn({ path }, 'generated the bootstrap admin token; it is in this file (mode 0600)');
+      writeSecretFile(adminTokenPath, `${generatedAdminToken}\n`, { replace: true });
+      logger.warn({ path: adminTokenPath }, 'generated the bootstrap admin token; it is in this file (mode 0600)');
     }
-    const scheduler = new Scheduler(keys, logger, config.schedulerIntervalMs);
+    if (bootstrap.revoked > 0) {
+      logger.warn({ revoked: bootstrap.revoked }, 'KMS_BOOTSTRAP_TOKEN changed: revoked the previous bootstrap admin token');
+      if (existsSync(adminTokenPath)) {
+        rmSync(adminTokenPath, { force: true });
+        fsyncDirectory(dataDir);
+      }
+    }
+    const scheduler = new Scheduler(keys, logger, config.schedulerIntervalMs, metrics);
     const bare = options.unsafeWithoutAccessControl === true;
     const policy: AccessPolicy = bare ? { authorize: () => undefined } : rolePolicy((query) => store.read(query));
     const app = buildApp({
+      metrics,
+      renderMetrics: () => metrics.render(),
       keys,
       scheduler,
       authenticate: bare ? () => ({ subject: BOOTSTRAP_ADMIN }) : tokenAuthenticator(store),
       policy,
       now: () => clock.now(),
-      folderOfKey: (keyId) => store.read((state) => state.keys[keyId]?.folderId),
+      folderOfKey: (keyId) => store.read((state) => state.keys.get(keyId)?.folderId),
       ...(bare ? {} : { audit }),
       logger,
       version: VERSION,
       keystoreKind: keystore.kind,
+      readiness: () =>
+        readiness(
+          new Map<string, HealthSource>([
+            ['store', () => store.health()],
+            ['audit', () => audit.health()],
+          ]),
+        ),
       extraRoutes: [...cryptoRoutes(new CryptoService(store, keystore), policy), ...iamRoutes(new IamService(store, clock, ids)), ...auditRoutes(audit)],
       ...(testClock !== undefined ? { testClock } : {}),
     });
     if (testClock !== undefined) logger.warn({}, 'UNSAFE: --unsafe-test-clock is on; POST /test/v1/clock:advance moves time');
-    const server = createServer(app);
+    const server = createServer(
+      {
+        headersTimeout: config.http.headersTimeoutMs,
+        requestTimeout: config.http.requestTimeoutMs,
+        keepAliveTimeout: config.http.keepAliveTimeoutMs,
+        // How often node checks the two timeouts above (its default, 30 s, would let a slow client
+        // hold a connection for up to 30 s beyond them).
+        connectionsCheckingInterval: Math.min(1000, config.http.headersTimeoutMs),
+      },
+      app,
+    );
+    server.maxConnections = config.http.maxConnections;
     await new Promise<void>((resolveListen, reject) => {
       server.once('error', reject);
       server.listen(config.listenPort, config.listenHost, () => resolveListen());

@@ -118,7 +118,7 @@ function openKeystore(config: KmsdConfig, dataDir: string, io: AuditCommandIo): 
     throw new CommandError(`no SoftHSM2 PIN file ${join(dataDir, SOFTHSM_FILES.pins)}; is --data-dir right? (or give --pkcs11-pin)`);
   }
   const warn = { ...silent, warn: (_obj: object, message: string) => void io.stderr.write(`warning: ${message}\n`) };
-  return openConfiguredKeystore(config, dataDir, warn, { allowCreate: false });
+  return openConfiguredKeystore(config, dataDir, warn, { allowCreate: false, readOnly: true });
 }
 
 async function verify(config: KmsdConfig, io: AuditCommandIo): Promise<number> {

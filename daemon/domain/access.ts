@@ -10,7 +10,7 @@
  * installation grants the first roles) and is the only subject for daemon-wide calls.
  */
 import { KmsError } from './errors.js';
-import type { AccessBinding, KmsState } from './model.js';
+import type { AccessBinding, StateView } from './model.js';
 import type { Caller } from './ports.js';
 
 export const PERMISSIONS = [
@@ -36,6 +36,8 @@ export const PERMISSIONS = [
   'kms.audit.read',
   /** Daemon-wide administration (service accounts, tokens, the test clock): bootstrap admin only. */
   'iam.admin',
+  /** Prometheus metrics: the bootstrap admin and the `system:metrics` subject. */
+  'metrics.read',
   /** Any authenticated subject. */
   'authenticated',
   /** No token needed: only /healthz. */
@@ -59,19 +61,22 @@ const ADMIN: Permission[] = [
 const ENCRYPTER: Permission[] = ['kms.keys.encrypt', 'kms.keys.generateDataKey'];
 const DECRYPTER: Permission[] = ['kms.keys.decrypt'];
 
-/** Role → the permissions it grants. */
-export const ROLES: Readonly<Record<string, ReadonlySet<Permission>>> = {
-  'kms.auditor': new Set(AUDITOR),
-  'kms.viewer': new Set(VIEWER),
-  'kms.editor': new Set(EDITOR),
-  'kms.admin': new Set(ADMIN),
-  'kms.keys.encrypter': new Set(ENCRYPTER),
-  'kms.keys.decrypter': new Set(DECRYPTER),
-  'kms.keys.encrypterDecrypter': new Set([...ENCRYPTER, ...DECRYPTER]),
-};
+/** Role → the permissions it grants. A `Map`: role ids come from requests. */
+export const ROLES: ReadonlyMap<string, ReadonlySet<Permission>> = new Map<string, ReadonlySet<Permission>>([
+  ['kms.auditor', new Set(AUDITOR)],
+  ['kms.viewer', new Set(VIEWER)],
+  ['kms.editor', new Set(EDITOR)],
+  ['kms.admin', new Set(ADMIN)],
+  ['kms.keys.encrypter', new Set(ENCRYPTER)],
+  ['kms.keys.decrypter', new Set(DECRYPTER)],
+  ['kms.keys.encrypterDecrypter', new Set([...ENCRYPTER, ...DECRYPTER])],
+]);
 
 /** The subject of the bootstrap admin token. */
 export const BOOTSTRAP_ADMIN = 'userAccount:admin';
+
+/** The subject of tokens that may only read /metrics (give one to Prometheus). */
+export const METRICS_SUBJECT = 'system:metrics';
 
 /** What a permission is checked against. */
 export interface AccessTarget {
@@ -97,20 +102,21 @@ export function subjectOf(binding: AccessBinding): string {
 }
 
 /** Role-based policy over the bindings in the state (read through `read`). */
-export function rolePolicy(read: <T>(query: (state: Readonly<KmsState>) => T) => T): AccessPolicy {
+export function rolePolicy(read: <T>(query: (state: StateView) => T) => T): AccessPolicy {
   return {
     authorize(caller, permission, target) {
       if (permission === 'public' || caller.subject === BOOTSTRAP_ADMIN) return;
       if (permission === 'authenticated') return;
+      if (permission === 'metrics.read' && caller.subject === METRICS_SUBJECT) return;
       const allowed = read((state) => {
         const resources: string[] = [];
         // A deleted or unknown key falls back to its key bindings only: no folder, no leak.
-        const folderId = target.keyId !== undefined ? state.keys[target.keyId]?.folderId : target.folderId;
+        const folderId = target.keyId !== undefined ? state.keys.get(target.keyId)?.folderId : target.folderId;
         if (folderId !== undefined) resources.push(folderResource(folderId));
         if (target.keyId !== undefined) resources.push(keyResource(target.keyId));
         return resources.some((resource) =>
-          (state.accessBindings[resource] ?? []).some(
-            (binding) => subjectOf(binding) === caller.subject && (ROLES[binding.roleId]?.has(permission) ?? false),
+          (state.accessBindings.get(resource)?.bindings ?? []).some(
+            (binding) => subjectOf(binding) === caller.subject && (ROLES.get(binding.roleId)?.has(permission) ?? false),
           ),
         );
       });

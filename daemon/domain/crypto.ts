@@ -15,7 +15,7 @@
  */
 import { KmsError, failedPrecondition, invalidArgument, notFound } from './errors.js';
 import { liveKey } from './keys.js';
-import type { Algorithm, KeyRecord, KmsState, VersionRecord } from './model.js';
+import type { Algorithm, KeyRecord, StateView, VersionRecord } from './model.js';
 import type { Keystore, Store } from './ports.js';
 
 export const MAX_PLAINTEXT_BYTES = 32768;
@@ -48,8 +48,8 @@ export interface DataKeyResult {
 const DATA_KEY_BYTES: Record<Algorithm, number> = { AES_128: 16, AES_192: 24, AES_256: 32, AES_256_HSM: 32 };
 
 interface Resolved {
-  key: KeyRecord;
-  version: VersionRecord;
+  key: Readonly<KeyRecord>;
+  version: Readonly<VersionRecord>;
 }
 
 export class CryptoService {
@@ -116,7 +116,7 @@ function checkSize(field: string, bytes: Buffer, max: number): void {
   if (bytes.length > max) throw invalidArgument(field, `must be at most ${max} bytes, got ${bytes.length}`);
 }
 
-function usableKey(state: Readonly<KmsState>, keyId: string): KeyRecord {
+function usableKey(state: StateView, keyId: string): Readonly<KeyRecord> {
   const key = liveKey(state, keyId);
   if (key.status !== 'ACTIVE') {
     throw failedPrecondition(`key ${keyId} is ${key.status}; cryptographic operations need an ACTIVE key`);
@@ -124,9 +124,9 @@ function usableKey(state: Readonly<KmsState>, keyId: string): KeyRecord {
   return key;
 }
 
-function resolveForEncrypt(state: Readonly<KmsState>, keyId: string, versionId: string | undefined): Resolved {
+function resolveForEncrypt(state: StateView, keyId: string, versionId: string | undefined): Resolved {
   const key = usableKey(state, keyId);
-  const version = state.versions[versionId ?? key.primaryVersionId];
+  const version = state.versions.get(versionId ?? key.primaryVersionId);
   if (version === undefined || version.keyId !== key.id) throw notFound('version', versionId ?? key.primaryVersionId);
   if (version.status !== 'ACTIVE') {
     throw failedPrecondition(`version ${version.id} is ${version.status}; only ACTIVE versions encrypt`);
@@ -134,9 +134,9 @@ function resolveForEncrypt(state: Readonly<KmsState>, keyId: string, versionId: 
   return { key, version };
 }
 
-function resolveForDecrypt(state: Readonly<KmsState>, keyId: string, versionId: string): Resolved {
+function resolveForDecrypt(state: StateView, keyId: string, versionId: string): Resolved {
   const key = usableKey(state, keyId);
-  const version = state.versions[versionId];
+  const version = state.versions.get(versionId);
   if (version === undefined || version.keyId !== key.id) {
     throw invalidArgument('ciphertext', `was not produced by key ${keyId}`);
   }
@@ -146,7 +146,7 @@ function resolveForDecrypt(state: Readonly<KmsState>, keyId: string, versionId: 
   return { key, version };
 }
 
-function requireMaterial(version: VersionRecord) {
+function requireMaterial(version: Readonly<VersionRecord>) {
   if (version.material === undefined) {
     throw failedPrecondition(`version ${version.id} has no key material (it was created without an HSM keystore)`);
   }

@@ -2,10 +2,10 @@
  * Identity and access administration: service accounts, their tokens, and access bindings on
  * folders and keys (Yandex `listAccessBindings` / `setAccessBindings` / `updateAccessBindings`).
  */
-import { ROLES, folderResource, keyResource, subjectOf } from './access.js';
+import { METRICS_SUBJECT, ROLES, folderResource, keyResource, subjectOf } from './access.js';
 import { KmsError, invalidArgument, notFound } from './errors.js';
 import { liveKey } from './keys.js';
-import type { AccessBinding, KmsState, OperationRecord, ServiceAccountRecord } from './model.js';
+import type { AccessBinding, OperationRecord, ServiceAccountRecord, StateTx, StateView } from './model.js';
 import type { Caller, Clock, IdGenerator, Store } from './ports.js';
 import { hashToken, newToken } from './tokens.js';
 import { operationView, type OperationView } from './views.js';
@@ -36,28 +36,31 @@ export class IamService {
 
   async createServiceAccount(name: string, description: string): Promise<ServiceAccountRecord> {
     return this.store.update((state) => {
-      if (Object.values(state.serviceAccounts).some((sa) => sa.name === name)) {
+      if ([...state.serviceAccounts.values()].some((sa) => sa.name === name)) {
         throw new KmsError('ALREADY_EXISTS', `a service account named "${name}" already exists`);
       }
       const account: ServiceAccountRecord = { id: this.ids.next(), name, description, createdAt: this.clock.now().toISOString() };
-      state.serviceAccounts[account.id] = account;
+      state.serviceAccounts.set(account.id, account);
       return { ...account };
     });
   }
 
   listServiceAccounts(): ServiceAccountRecord[] {
-    return this.store.read((state) => Object.values(state.serviceAccounts).map((sa) => ({ ...sa })));
+    return this.store.read((state) => [...state.serviceAccounts.values()].map((sa) => ({ ...sa })));
   }
 
   /** Deletes the account, revokes its tokens and removes its bindings everywhere. */
   async deleteServiceAccount(id: string): Promise<void> {
     await this.store.update((state) => {
-      if (state.serviceAccounts[id] === undefined) throw notFound('service account', id);
+      if (!state.serviceAccounts.has(id)) throw notFound('service account', id);
       const subject = `serviceAccount:${id}`;
-      delete state.serviceAccounts[id];
-      for (const [hash, token] of Object.entries(state.tokens)) if (token.subject === subject) delete state.tokens[hash];
-      for (const [resource, bindings] of Object.entries(state.accessBindings)) {
-        state.accessBindings[resource] = bindings.filter((b) => subjectOf(b) !== subject);
+      state.serviceAccounts.delete(id);
+      const hashes = [...tokenEntries(state)].filter(([, token]) => token.subject === subject).map(([hash]) => hash);
+      for (const hash of hashes) state.tokens.delete(hash);
+      const resources = [...state.accessBindings.values()].filter((r) => r.bindings.some((b) => subjectOf(b) === subject)).map((r) => r.resource);
+      for (const resource of resources) {
+        const record = state.accessBindings.get(resource);
+        if (record !== undefined) record.bindings = record.bindings.filter((b) => subjectOf(b) !== subject);
       }
     });
   }
@@ -68,27 +71,27 @@ export class IamService {
     return this.store.update((state) => {
       checkSubject(state, 'subject', subject);
       const record = { id: this.ids.next(), subject, description, createdAt: this.clock.now().toISOString() };
-      state.tokens[hashToken(token)] = record;
+      state.tokens.set(hashToken(token), record);
       return { ...record, token };
     });
   }
 
   listTokens(): Omit<IssuedToken, 'token'>[] {
-    return this.store.read((state) => Object.values(state.tokens).map((t) => ({ id: t.id, subject: t.subject, description: t.description, createdAt: t.createdAt })));
+    return this.store.read((state) => [...state.tokens.values()].map((t) => ({ id: t.id, subject: t.subject, description: t.description, createdAt: t.createdAt })));
   }
 
   async revokeToken(id: string): Promise<void> {
     await this.store.update((state) => {
-      const entry = Object.entries(state.tokens).find(([, t]) => t.id === id);
+      const entry = [...tokenEntries(state)].find(([, t]) => t.id === id);
       if (entry === undefined) throw notFound('token', id);
-      delete state.tokens[entry[0]];
+      state.tokens.delete(entry[0]);
     });
   }
 
   listAccessBindings(resource: BindingResource): AccessBinding[] {
     return this.store.read((state) => {
       checkResource(state, resource);
-      return (state.accessBindings[resourceKey(resource)] ?? []).map(copyBinding);
+      return (state.accessBindings.get(resourceKey(resource))?.bindings ?? []).map(copyBinding);
     });
   }
 
@@ -97,7 +100,8 @@ export class IamService {
     return this.store.update((state) => {
       checkResource(state, resource);
       bindings.forEach((b, i) => checkBinding(state, `accessBindings.${i}`, b));
-      state.accessBindings[resourceKey(resource)] = dedupe(bindings.map(copyBinding));
+      const key = resourceKey(resource);
+      state.accessBindings.set(key, { resource: key, bindings: dedupe(bindings.map(copyBinding)) });
       return this.recordOperation(state, caller, resource, 'Set access bindings', 'SetAccessBindingsMetadata');
     });
   }
@@ -109,7 +113,8 @@ export class IamService {
       deltas.forEach((d, i) => {
         if (d.action === 'ADD') checkBinding(state, `accessBindingDeltas.${i}.accessBinding`, d.accessBinding);
       });
-      let bindings = (state.accessBindings[resourceKey(resource)] ?? []).map(copyBinding);
+      const key = resourceKey(resource);
+      let bindings = (state.accessBindings.get(key)?.bindings ?? []).map(copyBinding);
       for (const delta of deltas) {
         const same = (b: AccessBinding) => b.roleId === delta.accessBinding.roleId && subjectOf(b) === subjectOf(delta.accessBinding);
         if (delta.action === 'ADD') {
@@ -118,12 +123,12 @@ export class IamService {
           bindings = bindings.filter((b) => !same(b));
         }
       }
-      state.accessBindings[resourceKey(resource)] = bindings;
+      state.accessBindings.set(key, { resource: key, bindings });
       return this.recordOperation(state, caller, resource, 'Update access bindings', 'UpdateAccessBindingsMetadata');
     });
   }
 
-  private recordOperation(state: KmsState, caller: Caller, resource: BindingResource, description: string, metadataType: string): OperationView {
+  private recordOperation(state: StateTx, caller: Caller, resource: BindingResource, description: string, metadataType: string): OperationView {
     const now = this.clock.now().toISOString();
     const record: OperationRecord = {
       id: this.ids.next(),
@@ -137,30 +142,36 @@ export class IamService {
       metadata: { '@type': `type.googleapis.com/yandex.cloud.access.${metadataType}`, resourceId: resource.id },
       response: { '@type': 'type.googleapis.com/google.protobuf.Empty' },
     };
-    state.operations[record.id] = record;
+    state.operations.set(record.id, record);
     return operationView(record);
   }
+}
+
+/** Tokens by their hash; the table is keyed by hash, so this pairs them back up. */
+function tokenEntries(state: StateView): IterableIterator<[string, Readonly<{ id: string; subject: string }>]> {
+  return state.tokens.entries();
 }
 
 function resourceKey(resource: BindingResource): string {
   return resource.type === 'folder' ? folderResource(resource.id) : keyResource(resource.id);
 }
 
-function checkResource(state: Readonly<KmsState>, resource: BindingResource): void {
+function checkResource(state: StateView, resource: BindingResource): void {
   if (resource.type === 'key') liveKey(state, resource.id);
 }
 
-function checkSubject(state: Readonly<KmsState>, field: string, subject: string): void {
+function checkSubject(state: StateView, field: string, subject: string): void {
+  if (subject === METRICS_SUBJECT) return;
   const match = /^(userAccount|serviceAccount):([a-z0-9][a-z0-9_-]{0,49})$/.exec(subject);
-  if (match === null) throw invalidArgument(field, `"${subject}" must be userAccount:<id> or serviceAccount:<id>`);
-  if (match[1] === 'serviceAccount' && state.serviceAccounts[match[2] ?? ''] === undefined) {
+  if (match === null) throw invalidArgument(field, `"${subject.slice(0, 80)}" must be userAccount:<id>, serviceAccount:<id> or ${METRICS_SUBJECT}`);
+  if (match[1] === 'serviceAccount' && !state.serviceAccounts.has(match[2] ?? '')) {
     throw invalidArgument(field, `service account ${match[2]} does not exist`);
   }
 }
 
-function checkBinding(state: Readonly<KmsState>, field: string, binding: AccessBinding): void {
-  if (ROLES[binding.roleId] === undefined) {
-    throw invalidArgument(`${field}.roleId`, `unknown role "${binding.roleId}" (known: ${Object.keys(ROLES).join(', ')})`);
+function checkBinding(state: StateView, field: string, binding: AccessBinding): void {
+  if (!ROLES.has(binding.roleId)) {
+    throw invalidArgument(`${field}.roleId`, `unknown role "${binding.roleId}" (known: ${[...ROLES.keys()].join(', ')})`);
   }
   checkSubject(state, `${field}.subject`, `${binding.subject.type}:${binding.subject.id}`);
 }

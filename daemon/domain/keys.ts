@@ -5,7 +5,7 @@
  */
 import { KmsError, failedPrecondition, invalidArgument, notFound } from './errors.js';
 import { describeSeconds } from './durations.js';
-import type { Algorithm, KeyRecord, KeyStatus, KmsState, MaterialRef, OperationRecord, VersionRecord } from './model.js';
+import type { Algorithm, KeyRecord, KeyStatus, MaterialRef, OperationRecord, StateTx, StateView, VersionRecord } from './model.js';
 import type { Caller, Clock, IdGenerator, Keystore, Store } from './ports.js';
 import {
   TYPE_PREFIX,
@@ -25,6 +25,10 @@ export const DEFAULT_PENDING_PERIOD_SECONDS = 7 * 24 * 3600;
 export const DEFAULT_RESTORE_WINDOW_SECONDS = 72 * 3600;
 export const MAX_PAGE_SIZE = 1000;
 export const DEFAULT_PAGE_SIZE = 100;
+/** Operations are kept this long (Yandex also keeps them for a limited time), then pruned. */
+export const DEFAULT_OPERATION_RETENTION_SECONDS = 30 * 24 * 3600;
+/** At most this many operations are pruned per scheduler step, so one step never stalls the daemon. */
+const MAX_PRUNE_PER_RUN = 5000;
 
 /** The subject recorded for work the daemon does on its own (automatic rotation, destruction). */
 export const SCHEDULER_SUBJECT = 'system:scheduler';
@@ -80,6 +84,8 @@ export interface KeyServiceDeps {
   /** Null only where no key material is needed (tests of the control plane rules). */
   keystore: Keystore | null;
   restoreWindowSeconds?: number;
+  /** Age after which operations are pruned (default 30 days). */
+  operationRetentionSeconds?: number;
 }
 
 /** What `runDueWork` did, for logs and for the test clock's response. */
@@ -87,6 +93,8 @@ export interface DueWorkReport {
   rotated: string[];
   destroyedVersions: string[];
   purgedKeys: string[];
+  /** Number of operations pruned for age. */
+  prunedOperations: number;
 }
 
 export class KeyService {
@@ -95,6 +103,7 @@ export class KeyService {
   private readonly ids: IdGenerator;
   private readonly keystore: Keystore | null;
   private readonly restoreWindowSeconds: number;
+  private readonly operationRetentionSeconds: number;
 
   constructor(deps: KeyServiceDeps) {
     this.store = deps.store;
@@ -102,6 +111,7 @@ export class KeyService {
     this.ids = deps.ids;
     this.keystore = deps.keystore;
     this.restoreWindowSeconds = deps.restoreWindowSeconds ?? DEFAULT_RESTORE_WINDOW_SECONDS;
+    this.operationRetentionSeconds = deps.operationRetentionSeconds ?? DEFAULT_OPERATION_RETENTION_SECONDS;
   }
 
   async createKey(caller: Caller, input: CreateKeyInput): Promise<OperationView> {
@@ -111,7 +121,7 @@ export class KeyService {
       const now = this.nowIso();
       const keyId = this.ids.next();
       const versionId = this.ids.next();
-      const material = this.createMaterial(versionId, algorithm);
+      const material = this.createMaterial(state, versionId, algorithm);
       const key: KeyRecord = {
         id: keyId,
         folderId: input.folderId,
@@ -126,8 +136,8 @@ export class KeyService {
       };
       if (input.rotationPeriodSeconds !== undefined) key.rotationPeriodSeconds = input.rotationPeriodSeconds;
       const version = newVersion(versionId, keyId, algorithm, now, material);
-      state.keys[keyId] = key;
-      state.versions[versionId] = version;
+      state.keys.set(keyId, key);
+      state.versions.set(versionId, version);
       return this.recordOperation(state, caller, {
         keyId,
         description: 'Create symmetric key',
@@ -146,7 +156,7 @@ export class KeyService {
 
   listKeys(folderId: string, page: PageRequest): Page<SymmetricKeyView> {
     return this.store.read((state) => {
-      const keys = Object.values(state.keys).filter((k) => k.folderId === folderId && k.deletedAt === undefined);
+      const keys = [...state.keys.values()].filter((k) => k.folderId === folderId && k.deletedAt === undefined);
       return paginate(keys, page, (k) => keyView(k, primaryOf(state, k)));
     });
   }
@@ -154,7 +164,7 @@ export class KeyService {
   listVersions(keyId: string, page: PageRequest): Page<SymmetricKeyVersionView> {
     return this.store.read((state) => {
       const key = liveKey(state, keyId);
-      const versions = Object.values(state.versions).filter((v) => v.keyId === key.id);
+      const versions = [...state.versions.values()].filter((v) => v.keyId === key.id);
       return paginate(versions, page, (v) => versionView(v, key.primaryVersionId));
     });
   }
@@ -216,7 +226,7 @@ export class KeyService {
   /** Our extension: brings a deleted key back while its restore window is open. */
   async restoreKey(caller: Caller, keyId: string): Promise<OperationView> {
     return this.store.update((state) => {
-      const key = state.keys[keyId];
+      const key = state.keys.get(keyId);
       if (key === undefined) throw notFound('key', keyId);
       if (key.deletedAt === undefined) throw failedPrecondition(`key ${keyId} is not deleted`);
       delete key.deletedAt;
@@ -311,7 +321,7 @@ export class KeyService {
   listOperations(keyId: string, page: PageRequest): Page<OperationView> {
     return this.store.read((state) => {
       liveKey(state, keyId);
-      const ops = Object.values(state.operations).filter((op) => op.keyId === keyId);
+      const ops = [...state.operations.values()].filter((op) => op.keyId === keyId);
       return paginate(ops, page, operationView);
     });
   }
@@ -319,7 +329,7 @@ export class KeyService {
   /** What an operation's access is checked against: its key, or its folder. */
   operationTarget(operationId: string): { keyId?: string; folderId?: string } {
     return this.store.read((state) => {
-      const op = state.operations[operationId];
+      const op = state.operations.get(operationId);
       if (op === undefined) return {};
       return op.folderId !== undefined ? { folderId: op.folderId } : { keyId: op.keyId };
     });
@@ -327,7 +337,7 @@ export class KeyService {
 
   getOperation(operationId: string): OperationView {
     return this.store.read((state) => {
-      const op = state.operations[operationId];
+      const op = state.operations.get(operationId);
       if (op === undefined) throw notFound('operation', operationId);
       return operationView(op);
     });
@@ -340,9 +350,9 @@ export class KeyService {
    * longer decrypt, never material that outlives its promised destruction.
    */
   async runDueWork(): Promise<DueWorkReport> {
-    const report: DueWorkReport = { rotated: [], destroyedVersions: [], purgedKeys: [] };
+    const report: DueWorkReport = { rotated: [], destroyedVersions: [], purgedKeys: [], prunedOperations: 0 };
     const now = this.clock.now();
-    const due = this.store.read((state) => findDueWork(state, now));
+    const due = this.store.read((state) => findDueWork(state, now, this.operationRetentionSeconds));
     const caller: Caller = { subject: SCHEDULER_SUBJECT };
 
     for (const keyId of due.rotate) {
@@ -358,7 +368,7 @@ export class KeyService {
       for (const versionId of due.destroy) this.eraseMaterialOf(versionId);
       await this.store.update((state) => {
         for (const versionId of due.destroy) {
-          const version = state.versions[versionId];
+          const version = state.versions.get(versionId);
           if (version === undefined || version.status !== 'SCHEDULED_FOR_DESTRUCTION') continue;
           version.status = 'DESTROYED';
           delete version.material;
@@ -368,18 +378,22 @@ export class KeyService {
     }
     if (due.purge.length > 0) {
       for (const keyId of due.purge) {
-        const versionIds = this.store.read((state) => Object.values(state.versions).filter((v) => v.keyId === keyId).map((v) => v.id));
+        const versionIds = this.store.read((state) => [...state.versions.values()].filter((v) => v.keyId === keyId).map((v) => v.id));
         for (const versionId of versionIds) this.eraseMaterialOf(versionId);
       }
       await this.store.update((state) => {
         for (const keyId of due.purge) {
-          if (state.keys[keyId] === undefined) continue;
-          for (const version of Object.values(state.versions)) {
-            if (version.keyId === keyId) delete state.versions[version.id];
-          }
-          delete state.keys[keyId];
+          if (!state.keys.has(keyId)) continue;
+          const versionIds = [...state.versions.values()].filter((v) => v.keyId === keyId).map((v) => v.id);
+          for (const versionId of versionIds) state.versions.delete(versionId);
+          state.keys.delete(keyId);
           report.purgedKeys.push(keyId);
         }
+      });
+    }
+    if (due.pruneOperations.length > 0) {
+      await this.store.update((state) => {
+        for (const id of due.pruneOperations) if (state.operations.delete(id)) report.prunedOperations++;
       });
     }
     return report;
@@ -393,12 +407,12 @@ export class KeyService {
   }
 
   /** Creates the material first: if the HSM refuses, the state is left untouched. */
-  private rotateInState(state: KmsState, caller: Caller, key: KeyRecord): OperationView {
+  private rotateInState(state: StateTx, caller: Caller, key: KeyRecord): OperationView {
     const versionId = this.ids.next();
-    const material = this.createMaterial(versionId, key.defaultAlgorithm);
+    const material = this.createMaterial(state, versionId, key.defaultAlgorithm);
     const now = this.nowIso();
     const version = newVersion(versionId, key.id, key.defaultAlgorithm, now, material);
-    state.versions[versionId] = version;
+    state.versions.set(versionId, version);
     key.primaryVersionId = versionId;
     key.rotatedAt = now;
     return this.recordOperation(state, caller, {
@@ -410,7 +424,7 @@ export class KeyService {
   }
 
   private recordOperation(
-    state: KmsState,
+    state: StateTx,
     caller: Caller,
     op: { keyId: string; description: string; metadata: Record<string, unknown>; response: Record<string, unknown> },
   ): OperationView {
@@ -426,12 +440,17 @@ export class KeyService {
       metadata: op.metadata,
       response: op.response,
     };
-    state.operations[record.id] = record;
+    state.operations.set(record.id, record);
     return operationView(record);
   }
 
-  private createMaterial(versionId: string, algorithm: Algorithm): MaterialRef | undefined {
-    return this.keystore?.createVersionMaterial(versionId, algorithm);
+  /** New material for a version; destroyed again if the update that needs it never commits. */
+  private createMaterial(state: StateTx, versionId: string, algorithm: Algorithm): MaterialRef | undefined {
+    const keystore = this.keystore;
+    if (keystore === null) return undefined;
+    const material = keystore.createVersionMaterial(versionId, algorithm);
+    state.onAbort(() => keystore.destroyVersionMaterial(material));
+    return material;
   }
 
   private discardMaterial(material: MaterialRef | undefined): void {
@@ -439,7 +458,7 @@ export class KeyService {
   }
 
   private eraseMaterialOf(versionId: string): void {
-    const material = this.store.read((state) => state.versions[versionId]?.material);
+    const material = this.store.read((state) => state.versions.get(versionId)?.material);
     this.discardMaterial(material);
   }
 
@@ -458,23 +477,28 @@ function newVersion(id: string, keyId: string, algorithm: Algorithm, createdAt: 
   return version;
 }
 
-/** A key that exists and is not deleted; deleted keys are invisible to every call but restore. */
-export function liveKey(state: Readonly<KmsState>, keyId: string): KeyRecord {
-  const key = state.keys[keyId];
+/**
+ * A key that exists and is not deleted; deleted keys are invisible to every call but restore.
+ * Inside an update it is the transaction's mutable copy.
+ */
+export function liveKey(state: StateTx, keyId: string): KeyRecord;
+export function liveKey(state: StateView, keyId: string): Readonly<KeyRecord>;
+export function liveKey(state: StateView, keyId: string): Readonly<KeyRecord> {
+  const key = state.keys.get(keyId);
   if (key === undefined || key.deletedAt !== undefined) throw notFound('key', keyId);
   return key;
 }
 
-export function primaryOf(state: Readonly<KmsState>, key: KeyRecord): VersionRecord {
-  const version = state.versions[key.primaryVersionId];
+export function primaryOf(state: StateView, key: Readonly<KeyRecord>): Readonly<VersionRecord> {
+  const version = state.versions.get(key.primaryVersionId);
   if (version === undefined) {
     throw new KmsError('INTERNAL', `primary version of key ${key.id} is missing from the store`);
   }
   return version;
 }
 
-function versionOf(state: Readonly<KmsState>, key: KeyRecord, versionId: string): VersionRecord {
-  const version = state.versions[versionId];
+function versionOf(state: StateTx, key: Readonly<KeyRecord>, versionId: string): VersionRecord {
+  const version = state.versions.get(versionId);
   if (version === undefined || version.keyId !== key.id) throw notFound('version', versionId);
   return version;
 }
@@ -497,29 +521,45 @@ function addSeconds(date: Date, seconds: number): string {
   return new Date(date.getTime() + seconds * 1000).toISOString();
 }
 
-function isRotationDue(key: KeyRecord, now: Date): boolean {
+function isRotationDue(key: Readonly<KeyRecord>, now: Date): boolean {
   if (key.rotationPeriodSeconds === undefined || key.status !== 'ACTIVE' || key.deletedAt !== undefined) return false;
   const last = Date.parse(key.rotatedAt ?? key.createdAt);
   return now.getTime() >= last + key.rotationPeriodSeconds * 1000;
 }
 
-function findDueWork(state: Readonly<KmsState>, now: Date): { rotate: string[]; destroy: string[]; purge: string[] } {
+interface DueWork {
+  rotate: string[];
+  destroy: string[];
+  purge: string[];
+  pruneOperations: string[];
+}
+
+function findDueWork(state: StateView, now: Date, operationRetentionSeconds: number): DueWork {
   const nowMs = now.getTime();
-  const rotate = Object.values(state.keys).filter((k) => isRotationDue(k, now)).map((k) => k.id);
-  const destroy = Object.values(state.versions)
-    .filter((v) => v.status === 'SCHEDULED_FOR_DESTRUCTION' && v.destroyAt !== undefined && Date.parse(v.destroyAt) <= nowMs)
-    .map((v) => v.id);
-  const purge = Object.values(state.keys)
-    .filter((k) => k.purgeAt !== undefined && Date.parse(k.purgeAt) <= nowMs)
-    .map((k) => k.id);
-  return { rotate, destroy, purge };
+  const due: DueWork = { rotate: [], destroy: [], purge: [], pruneOperations: [] };
+  for (const key of state.keys.values()) {
+    if (isRotationDue(key, now)) due.rotate.push(key.id);
+    if (key.purgeAt !== undefined && Date.parse(key.purgeAt) <= nowMs) due.purge.push(key.id);
+  }
+  for (const version of state.versions.values()) {
+    if (version.status === 'SCHEDULED_FOR_DESTRUCTION' && version.destroyAt !== undefined && Date.parse(version.destroyAt) <= nowMs) {
+      due.destroy.push(version.id);
+    }
+  }
+  // Operations are stored in creation order, so the old ones are a prefix.
+  const cutoff = nowMs - operationRetentionSeconds * 1000;
+  for (const op of state.operations.values()) {
+    if (due.pruneOperations.length >= MAX_PRUNE_PER_RUN || Date.parse(op.createdAt) > cutoff) break;
+    if (op.done) due.pruneOperations.push(op.id);
+  }
+  return due;
 }
 
 /**
  * Cursor pagination over records in creation order (the store keeps insertion order). The page
  * token is the id of the last item returned, so pages stay stable while other keys come and go.
  */
-function paginate<R extends { id: string }, V>(records: R[], page: PageRequest, view: (r: R) => V): Page<V> {
+function paginate<R extends { readonly id: string }, V>(records: R[], page: PageRequest, view: (r: R) => V): Page<V> {
   const pageSize = page.pageSize === undefined || page.pageSize === 0 ? DEFAULT_PAGE_SIZE : page.pageSize;
   if (!Number.isInteger(pageSize) || pageSize < 0 || pageSize > MAX_PAGE_SIZE) {
     throw invalidArgument('pageSize', `must be an integer from 0 to ${MAX_PAGE_SIZE}`);

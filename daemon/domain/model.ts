@@ -1,7 +1,8 @@
 /**
  * The persisted model. These records are what the store keeps; API shapes (SymmetricKey,
  * SymmetricKeyVersion, Operation) are derived from them in ./views.ts so that the file format and
- * the wire format can evolve separately.
+ * the wire format can evolve separately. Tables are `Map`-like (`ReadTable`/`WriteTable`): user
+ * input never indexes a plain object.
  */
 
 export const ALGORITHMS = ['AES_128', 'AES_192', 'AES_256', 'AES_256_HSM'] as const;
@@ -94,21 +95,77 @@ export interface AccessBinding {
   subject: { id: string; type: SubjectType };
 }
 
-/** The whole persisted state. `schemaVersion` guards against reading a file we do not understand. */
-export interface KmsState {
-  schemaVersion: 1;
-  keys: Record<string, KeyRecord>;
-  versions: Record<string, VersionRecord>;
-  operations: Record<string, OperationRecord>;
+/** The bindings of one resource (`folder:<folderId>` or `key:<keyId>`). */
+export interface AccessBindingsRecord {
+  resource: string;
+  bindings: AccessBinding[];
+}
+
+/**
+ * Which HSM token and root key the store's wrapped material depends on, recorded on first start
+ * (daemon/keystore/binding.ts). Its one row has the id `HSM_BINDING_ID`.
+ */
+export interface HsmBindingRecord {
+  id: string;
+  kind: 'pkcs11' | 'software';
+  token: { label: string; serial: string } | null;
+  rootKey: { label: string; id: string; checkValue: string };
+  recordedAt: string;
+}
+
+export const HSM_BINDING_ID = 'root';
+
+/**
+ * A table of records by id, as the domain reads it. Backed by a `Map`, so an id that happens to
+ * be the name of an `Object.prototype` member (`constructor`, `__proto__`) is just an id.
+ * Records read here are frozen: change them only through `WriteTable.get` inside an update.
+ */
+export interface ReadTable<R> {
+  get(id: string): Readonly<R> | undefined;
+  has(id: string): boolean;
+  /** Every record in insertion (creation) order. */
+  values(): IterableIterator<Readonly<R>>;
+  /** Every id and record, in the same order. */
+  entries(): IterableIterator<[string, Readonly<R>]>;
+  readonly size: number;
+}
+
+/**
+ * A table inside `Store.update`. `get` returns a private, mutable copy of the record: edit it in
+ * place, and the edit is kept only if the update commits. `values` returns frozen records for
+ * scanning; to change one, `get` it by id.
+ */
+export interface WriteTable<R> extends ReadTable<R> {
+  get(id: string): R | undefined;
+  set(id: string, record: R): void;
+  delete(id: string): boolean;
+}
+
+/** The tables of the state, by name. */
+export interface Tables<T extends 'read' | 'write'> {
+  keys: T extends 'write' ? WriteTable<KeyRecord> : ReadTable<KeyRecord>;
+  versions: T extends 'write' ? WriteTable<VersionRecord> : ReadTable<VersionRecord>;
+  operations: T extends 'write' ? WriteTable<OperationRecord> : ReadTable<OperationRecord>;
   /** Keyed by the hex SHA-256 of the token. */
-  tokens: Record<string, TokenRecord>;
-  serviceAccounts: Record<string, ServiceAccountRecord>;
+  tokens: T extends 'write' ? WriteTable<TokenRecord> : ReadTable<TokenRecord>;
+  serviceAccounts: T extends 'write' ? WriteTable<ServiceAccountRecord> : ReadTable<ServiceAccountRecord>;
   /** Keyed by resource: `folder:<folderId>` or `key:<keyId>`. */
-  accessBindings: Record<string, AccessBinding[]>;
+  accessBindings: T extends 'write' ? WriteTable<AccessBindingsRecord> : ReadTable<AccessBindingsRecord>;
+  hsm: T extends 'write' ? WriteTable<HsmBindingRecord> : ReadTable<HsmBindingRecord>;
 }
 
-export const CURRENT_SCHEMA_VERSION = 1;
+/** The durable state, read-only (`Store.read`). */
+export type StateView = Tables<'read'>;
 
-export function emptyState(): KmsState {
-  return { schemaVersion: 1, keys: {}, versions: {}, operations: {}, tokens: {}, serviceAccounts: {}, accessBindings: {} };
+/** The state inside one `Store.update`: its changes commit together or not at all. */
+export interface StateTx extends Tables<'write'> {
+  /** Runs `undo` if this update does not become durable (e.g. destroys an HSM object it created). */
+  onAbort(undo: () => void): void;
 }
+
+/** The table names, in the order files list them. */
+export const TABLE_NAMES = ['keys', 'versions', 'operations', 'tokens', 'serviceAccounts', 'accessBindings', 'hsm'] as const;
+export type TableName = (typeof TABLE_NAMES)[number];
+
+/** The file format version of the store's snapshot and journal. 2 added the `hsm` table. */
+export const CURRENT_SCHEMA_VERSION = 2;

@@ -5,7 +5,7 @@
  * from Express, lowdb or pkcs11js; the adapters that implement these interfaces live in
  * daemon/store, daemon/keystore and daemon/audit, and daemon/app.ts wires them together.
  */
-import type { Algorithm, KmsState, MaterialRef } from './model.js';
+import type { Algorithm, MaterialRef, StateTx, StateView } from './model.js';
 
 /**
  * Time. Production uses the system clock; `--unsafe-test-clock` swaps in a clock that can be
@@ -18,20 +18,23 @@ export interface Clock {
 /**
  * The persisted state, behind one serialized writer.
  *
- * - `read` runs `query` against the live state and returns its result. Callers must not mutate.
- * - `update` runs `mutate` synchronously, before it returns, against the live state, so a read
- *   and an update in one synchronous block see no other change in between. The returned promise
- *   resolves only once the resulting state is durable on disk (written, fsynced, renamed into
- *   place, directory fsynced). `mutate` must check every precondition before it changes
- *   anything: when it throws, the error is rethrown and a throwing mutation must have changed
- *   nothing. Updates that arrive while a write is in flight are committed together by the next
- *   write (group commit), so a burst of requests does not rewrite the file once per request.
- *   If the write fails, the promise rejects; the change stays in memory and goes to disk with
- *   the next successful write.
+ * - `read` runs `query` against the durable state: only changes whose `update` has resolved (or
+ *   is about to) are visible, never one that may still fail. Records are frozen.
+ * - `update` runs `mutate` synchronously, before it returns, against a transaction that sees the
+ *   durable state plus every update accepted before it. `mutate` edits copies (`WriteTable.get`)
+ *   and its changes become visible to `read` only once durable on disk (written, fsynced). When
+ *   `mutate` throws, nothing it did is kept. Updates that arrive while a write is in flight are
+ *   committed together by the next write (group commit). If the write fails, the promise
+ *   rejects with `KmsError('UNAVAILABLE')` naming the cause, the change is discarded (with every
+ *   later change that built on it) and `onAbort` undo steps run: a refused change never appears
+ *   later.
+ * - `health` says whether writes currently succeed; after a failure the store probes the data
+ *   directory and heals by itself once writes work again.
  */
 export interface Store {
-  read<T>(query: (state: Readonly<KmsState>) => T): T;
-  update<T>(mutate: (state: KmsState) => T): Promise<T>;
+  read<T>(query: (state: StateView) => T): T;
+  update<T>(mutate: (state: StateTx) => T): Promise<T>;
+  health(): ComponentHealth;
   /** Waits for pending writes, then releases the file. Later updates reject. */
   close(): Promise<void>;
 }
@@ -69,6 +72,11 @@ export interface Keystore {
   randomBytes(length: number): Buffer;
   /** Which token and root key this keystore is; the store records it (daemon/keystore/binding.ts). */
   identity(): KeystoreIdentity;
+  /**
+   * Proves that this keystore can use `ref` (unwraps it, or finds its token object), throwing
+   * `KmsError('FAILED_PRECONDITION')` saying why not. Start-up samples stored versions with it.
+   */
+  checkMaterial(ref: MaterialRef, algorithm: Algorithm): void;
   /**
    * The audit chain's MAC key. Created only when `allowCreate` (an empty trail); otherwise a
    * missing key is `KmsError('FAILED_PRECONDITION')` naming it, never a silent new key.
@@ -215,3 +223,32 @@ export interface AuditAnchorStore {
   /** Durably replaces the anchor; `seq` never goes backwards. */
   write(anchor: AuditAnchor): void;
 }
+
+/**
+ * Production metrics, as the domain and the adapters report them (daemon/metrics turns them into
+ * Prometheus series). Every method is cheap and synchronous: it is called on the hot path.
+ */
+export interface Metrics {
+  /** One API call finished (operation id, `OK` or the error code, seconds from read to answer). */
+  callFinished(operation: string, result: string, seconds: number): void;
+  /** One audit batch became durable: its fsync took `seconds` and it held `events` events. */
+  auditFlushed(seconds: number, events: number): void;
+  /** One keystore call (seal, open, random, create, destroy) for an algorithm took `seconds`. */
+  keystoreCall(operation: string, algorithm: string, seconds: number): void;
+  /** A keystore call failed for a reason that is not the caller's input (HSM unavailable, internal). */
+  hsmError(operation: string, code: string): void;
+  /** One store update became durable `seconds` after it was accepted. */
+  storeCommitted(seconds: number): void;
+  /** A scheduler run started `lagSeconds` later than planned. */
+  schedulerRan(lagSeconds: number): void;
+}
+
+/** Metrics that go nowhere (tests and tools that do not serve /metrics). */
+export const NO_METRICS: Metrics = {
+  callFinished: () => undefined,
+  auditFlushed: () => undefined,
+  keystoreCall: () => undefined,
+  hsmError: () => undefined,
+  storeCommitted: () => undefined,
+  schedulerRan: () => undefined,
+};

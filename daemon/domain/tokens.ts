@@ -18,30 +18,50 @@ export function newToken(): string {
 
 export function tokenAuthenticator(store: Store): (token: string) => Caller | null {
   return (token) => {
-    const record = store.read((state) => state.tokens[hashToken(token)]);
+    const record = store.read((state) => state.tokens.get(hashToken(token)));
     return record === undefined ? null : { subject: record.subject };
   };
 }
 
+/** What `ensureBootstrapToken` did. */
+export interface BootstrapResult {
+  /** The new token's value when one was generated (the caller writes it to admin.token). */
+  generated: string | null;
+  /** Earlier bootstrap tokens revoked because KMS_BOOTSTRAP_TOKEN names another one. */
+  revoked: number;
+}
+
+/** Descriptions that mark the bootstrap admin's tokens. */
+const BOOTSTRAP_FROM_ENV = 'bootstrap (KMS_BOOTSTRAP_TOKEN)';
+const BOOTSTRAP_GENERATED = 'bootstrap';
+
 /**
- * Makes sure the bootstrap admin token is registered. Returns the token value when a new one
- * was generated (the caller writes it to admin.token), or null when `given` was used or an admin
- * token already exists.
+ * Makes sure exactly the right bootstrap admin token is registered.
+ *
+ * - `given` (KMS_BOOTSTRAP_TOKEN): it is registered, and every other bootstrap token (an earlier
+ *   KMS_BOOTSTRAP_TOKEN or a generated one) is revoked: changing the variable rotates the token.
+ * - nothing given: an existing bootstrap token is kept; with none, one is generated.
  */
-export async function ensureBootstrapToken(store: Store, clock: Clock, ids: IdGenerator, given: string | undefined): Promise<string | null> {
+export async function ensureBootstrapToken(store: Store, clock: Clock, ids: IdGenerator, given: string | undefined): Promise<BootstrapResult> {
   const record = (description: string): TokenRecord => ({ id: ids.next(), subject: BOOTSTRAP_ADMIN, createdAt: clock.now().toISOString(), description });
+  const isBootstrap = (t: Readonly<TokenRecord>) =>
+    t.subject === BOOTSTRAP_ADMIN && (t.description === BOOTSTRAP_FROM_ENV || t.description === BOOTSTRAP_GENERATED);
   if (given !== undefined && given !== '') {
     const hash = hashToken(given);
+    const stale = store.read((state) => [...state.tokens.entries()].filter(([h, t]) => h !== hash && isBootstrap(t)).map(([h]) => h));
+    const known = store.read((state) => state.tokens.has(hash));
+    if (stale.length === 0 && known) return { generated: null, revoked: 0 };
     await store.update((state) => {
-      state.tokens[hash] ??= record('bootstrap (KMS_BOOTSTRAP_TOKEN)');
+      for (const h of stale) state.tokens.delete(h);
+      if (!state.tokens.has(hash)) state.tokens.set(hash, record(BOOTSTRAP_FROM_ENV));
     });
-    return null;
+    return { generated: null, revoked: stale.length };
   }
-  const hasAdmin = store.read((state) => Object.values(state.tokens).some((t) => t.subject === BOOTSTRAP_ADMIN && t.description === 'bootstrap'));
-  if (hasAdmin) return null;
+  const hasAdmin = store.read((state) => [...state.tokens.values()].some(isBootstrap));
+  if (hasAdmin) return { generated: null, revoked: 0 };
   const token = newToken();
   await store.update((state) => {
-    state.tokens[hashToken(token)] = record('bootstrap');
+    state.tokens.set(hashToken(token), record(BOOTSTRAP_GENERATED));
   });
-  return token;
+  return { generated: token, revoked: 0 };
 }

@@ -32,6 +32,7 @@ export function cryptoRoutes(crypto: CryptoService, policy: AccessPolicy): Route
       permission: 'kms.keys.encrypt',
       body: 'encrypt',
       target: keyTarget,
+      hot: true,
       handler: (ctx) => {
         const body = ctx.body as { versionId?: string; aadContext?: string; plaintext: string };
         const result = crypto.encrypt(
@@ -51,6 +52,7 @@ export function cryptoRoutes(crypto: CryptoService, policy: AccessPolicy): Route
       permission: 'kms.keys.decrypt',
       body: 'decrypt',
       target: keyTarget,
+      hot: true,
       handler: (ctx) => {
         const body = ctx.body as { aadContext?: string; ciphertext: string };
         const ciphertext = decodeBase64('ciphertext', body.ciphertext, MAX_CIPHERTEXT_BYTES);
@@ -71,6 +73,7 @@ export function cryptoRoutes(crypto: CryptoService, policy: AccessPolicy): Route
       permission: 'kms.keys.encrypt',
       body: 're-encrypt',
       target: keyTarget,
+      hot: true,
       handler: (ctx) => {
         const body = ctx.body as { versionId?: string; aadContext?: string; sourceKeyId: string; sourceAadContext?: string; ciphertext: string };
         // The route's permission covers the target key; the source key needs its own check.
@@ -102,6 +105,7 @@ export function cryptoRoutes(crypto: CryptoService, policy: AccessPolicy): Route
       permission: 'kms.keys.generateDataKey',
       body: 'generate-data-key',
       target: keyTarget,
+      hot: true,
       handler: (ctx) => {
         const body = ctx.body as { versionId?: string; aadContext?: string; dataKeySpec?: Algorithm; skipPlaintext?: boolean };
         const result = crypto.generateDataKey(

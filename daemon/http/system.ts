@@ -1,16 +1,28 @@
 /** Routes about the daemon itself: health, the API description, and the test-only clock. */
 import type { AdjustableClock } from '../domain/clock.js';
+import type { ReadinessReport } from '../domain/health.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { RouteDef } from './router.js';
 
-export function healthRoute(info: () => Record<string, unknown>): RouteDef {
+/**
+ * Liveness and readiness for load balancers: 200 `{status: "ok", ready: true, …}` while every
+ * component can write, 503 `{status: "unavailable", ready: false, checks: {store: "<reason>"}}`
+ * while one cannot (disk full, read-only, I/O errors). Needs no token and is not audited.
+ */
+export function healthRoute(info: () => Record<string, unknown>, ready: () => ReadinessReport): RouteDef {
   return {
     method: 'GET',
     path: '/healthz',
     operationId: 'Health.Get',
-    summary: 'Liveness and basic facts; needs no token.',
+    summary: 'Liveness, readiness (503 with the reasons while writes fail) and basic facts; needs no token.',
     permission: 'public',
-    handler: () => ({ body: { status: 'ok', ...info() } }),
+    handler: () => {
+      const report = ready();
+      return {
+        status: report.ready ? 200 : 503,
+        body: { status: report.ready ? 'ok' : 'unavailable', ready: report.ready, checks: report.checks, ...info() },
+      };
+    },
   };
 }
 
@@ -22,6 +34,24 @@ export function openApiRoute(document: () => object): RouteDef {
     summary: 'The OpenAPI 3.1 description of this API, built from the JSON Schemas in schemas/api.',
     permission: 'authenticated',
     handler: () => ({ body: document() }),
+  };
+}
+
+/**
+ * Prometheus metrics (text exposition format). Needs permission `metrics.read`: the bootstrap
+ * admin, or a token issued for the subject `system:metrics` (what Prometheus is given).
+ */
+export function metricsRoute(render: () => Promise<{ contentType: string; text: string }>): RouteDef {
+  return {
+    method: 'GET',
+    path: '/metrics',
+    operationId: 'Metrics.Get',
+    summary: 'Prometheus metrics: calls and latency by operation and result, audit, keystore, store, scheduler, process.',
+    permission: 'metrics.read',
+    handler: async () => {
+      const { contentType, text } = await render();
+      return { body: text, contentType };
+    },
   };
 }
 

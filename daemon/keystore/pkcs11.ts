@@ -20,6 +20,7 @@ import { existsSync, realpathSync } from 'node:fs';
 import { createHash, randomBytes as cryptoRandomBytes, timingSafeEqual } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
 import type { GcmParams, Mechanism, PKCS11, Template } from 'pkcs11js';
+import { crashPoint } from '../crash-points.js';
 import { KmsError } from '../domain/errors.js';
 import type { Algorithm, MaterialRef } from '../domain/model.js';
 import type { AuditAnchor, AuditAnchorStore, AuditKeyring, Keystore, KeystoreIdentity, SealedBytes } from '../domain/ports.js';
@@ -80,6 +81,12 @@ export interface Pkcs11KeystoreOptions {
    * undecryptable. Default true (a fresh token for tests and tools).
    */
   allowCreate?: boolean;
+  /**
+   * Called after every call that writes the token (a new or destroyed token object): a module
+   * whose storage is not durable by itself (SoftHSM2's files) syncs it here, before the store
+   * records anything that depends on the write.
+   */
+  afterTokenWrite?: () => void;
   /** Bounds of the cache of unwrapped version keys (HSM session objects); see UNWRAPPED_CACHE. */
   unwrappedKeyCache?: { maxEntries?: number; ttlMs?: number };
   logger?: KeystoreLogger;
@@ -443,6 +450,8 @@ class TokenSession {
   private readonly destroyedWrapped = new Set<string>();
   private readonly unwrapped: BoundedCache<string, Handle>;
   private generating = false;
+  /** See Pkcs11KeystoreOptions.afterTokenWrite. */
+  afterTokenWrite: (() => void) | undefined;
 
   constructor(
     readonly module: LoadedModule,
@@ -543,12 +552,32 @@ class TokenSession {
     });
     this.tokenObjects.delete(ref.label);
     this.destroyedLabels.add(ref.label);
+    this.afterTokenWrite?.();
   }
 
   randomBytes(length: number): Buffer {
     checkRandomLength(length);
     if (length === 0) return Buffer.alloc(0);
     return this.withSession('random generation', undefined, (s) => this.p11.C_GenerateRandom(s, Buffer.alloc(length)));
+  }
+
+  checkMaterial(ref: MaterialRef, algorithm: Algorithm): void {
+    checkRefMatchesAlgorithm(ref, algorithm);
+    if (ref.kind === 'token') {
+      if (this.findKeysByLabel(ref.label).length !== 1) {
+        throw new KmsError('FAILED_PRECONDITION', `HSM object '${ref.label}' is missing from PKCS#11 token '${this.label}'`);
+      }
+      return;
+    }
+    try {
+      this.operationKey(ref, algorithm);
+    } catch (err) {
+      if (err instanceof KmsError && err.code === 'UNAVAILABLE') throw err;
+      throw new KmsError(
+        'FAILED_PRECONDITION',
+        `a stored wrapped key version cannot be unwrapped by root key '${this.rootKeyLabel}' of PKCS#11 token '${this.label}'`,
+      );
+    }
   }
 
   /**
@@ -569,6 +598,7 @@ class TokenSession {
       key = this.withSession('audit key generation', undefined, (session) =>
         this.p11.C_GenerateKey(session, { mechanism: CKM_GENERIC_SECRET_KEY_GEN }, auditMacKeyTemplate(AUDIT_MAC_KEY_LABEL)),
       );
+      this.afterTokenWrite?.();
     }
     const handle = key;
     return {
@@ -662,6 +692,8 @@ class TokenSession {
     );
     this.tokenObjects.set(label, handle);
     this.destroyedLabels.delete(label);
+    // The store records this version once the update commits: the object must be durable first.
+    this.afterTokenWrite?.();
     return { kind: 'token', label };
   }
 
@@ -783,6 +815,7 @@ function initializeToken(module: LoadedModule, label: string, soPin: string, log
   const token = findTokenSlot(module, label);
   if (token === undefined) throw new KmsError('INTERNAL', `token '${label}' not found after initialization`);
   logger?.info(`initialized PKCS#11 token '${label}' in ${module.path}`);
+  crashPoint('token-initialized');
   return token;
 }
 
@@ -793,6 +826,7 @@ function initializeUserPin(module: LoadedModule, slot: Handle, label: string, so
     p11.C_Login(session, CKU_SO, soPin);
     try {
       p11.C_InitPIN(session, pin);
+      crashPoint('user-pin-initialized');
     } finally {
       ignoreErrors(() => p11.C_Logout(session));
     }
@@ -851,6 +885,7 @@ function rootWrappingKey(
     }
     const created = p11.C_GenerateKey(session, { mechanism: CKM_AES_KEY_GEN }, rootKeyTemplate(label));
     logger?.info(`created root wrapping key '${label}' in token '${tokenLabel}'`);
+    crashPoint('root-key-created');
     return { handle: created, ...keyFingerprint(p11, session, created) };
   }
   const attrs = p11.C_GetAttributeValue(session, existing, [
@@ -1012,6 +1047,10 @@ export class Pkcs11Keystore implements Keystore {
     return this.live().identity;
   }
 
+  checkMaterial(ref: MaterialRef, algorithm: Algorithm): void {
+    this.live().checkMaterial(ref, algorithm);
+  }
+
   auditKeyring(options: { allowCreate: boolean }): AuditKeyring {
     return this.live().auditKeyring(options.allowCreate);
   }
@@ -1063,6 +1102,7 @@ export function openPkcs11Keystore(options: Pkcs11KeystoreOptions): Pkcs11Keysto
       return new Pkcs11Keystore(shared);
     }
     const token = attachToken(module, options);
+    token.afterTokenWrite = options.afterTokenWrite;
     module.tokens.set(options.tokenLabel, token);
     return new Pkcs11Keystore(token);
   } catch (err) {

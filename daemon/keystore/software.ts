@@ -93,6 +93,15 @@ export class SoftwareKeystore implements Keystore {
     return { kind: 'software', token: null, rootKey: { label: SOFTWARE_ROOT_KEY_FILE, id: '', checkValue: this.checkValue } };
   }
 
+  checkMaterial(ref: MaterialRef, algorithm: Algorithm): void {
+    try {
+      this.withMaterial(ref, algorithm, () => undefined);
+    } catch (err) {
+      if (err instanceof KmsError && err.code === 'FAILED_PRECONDITION') throw err;
+      throw new KmsError('FAILED_PRECONDITION', `a stored wrapped key version cannot be unwrapped by the software root key ${SOFTWARE_ROOT_KEY_FILE}`);
+    }
+  }
+
   auditKeyring(options: { allowCreate: boolean }): AuditKeyring {
     const file = path.join(this.dataDir, SOFTWARE_AUDIT_KEY_FILE);
     const key = loadOrCreateKey(file, 'software audit key', options.allowCreate, this.logger);

@@ -3,6 +3,7 @@
  * window) on a timer. Runs never overlap; a failed run is logged and retried on the next tick.
  */
 import type { DueWorkReport, KeyService } from '../domain/keys.js';
+import { NO_METRICS, type Metrics } from '../domain/ports.js';
 
 export interface SchedulerLogger {
   info(obj: object, msg: string): void;
@@ -17,10 +18,16 @@ export class Scheduler {
     private readonly keys: KeyService,
     private readonly logger: SchedulerLogger,
     private readonly intervalMs = 1000,
+    private readonly metrics: Metrics = NO_METRICS,
   ) {}
 
   start(): void {
+    let planned = Date.now() + this.intervalMs;
     this.timer = setInterval(() => {
+      // How late this tick fires: a blocked event loop or a slow previous run shows up here.
+      const now = Date.now();
+      this.metrics.schedulerRan(Math.max(0, now - planned) / 1000);
+      planned = now + this.intervalMs;
       this.runOnce().catch((err: unknown) => this.logger.error({ err }, 'scheduler run failed'));
     }, this.intervalMs);
     this.timer.unref();

@@ -15,12 +15,14 @@ export class DurableJsonFile<T> implements Adapter<T> {
     private readonly path: string,
     /** Validates and converts the parsed file; throws with a human message on anything unexpected. */
     private readonly parse: (text: string) => T,
+    private readonly options: { readOnly?: boolean } = {},
   ) {
     this.tempPath = join(dirname(path), `.${basename(path)}.tmp`);
   }
 
   async read(): Promise<T | null> {
-    await rm(this.tempPath, { force: true }); // a leftover of a write that never got renamed
+    // A leftover of a write that never got renamed (not ours to remove when only reading).
+    if (this.options.readOnly !== true) await rm(this.tempPath, { force: true });
     let text: string;
     try {
       text = await readFile(this.path, 'utf8');
@@ -32,15 +34,22 @@ export class DurableJsonFile<T> implements Adapter<T> {
   }
 
   async write(data: T): Promise<void> {
+    if (this.options.readOnly === true) throw new Error(`${this.path} was opened read-only`);
     const text = JSON.stringify(data);
-    const handle = await open(this.tempPath, 'w', 0o600);
     try {
-      await handle.writeFile(text, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
+      const handle = await open(this.tempPath, 'w', 0o600);
+      try {
+        await handle.writeFile(text, 'utf8');
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(this.tempPath, this.path);
+    } catch (err) {
+      // A full disk must not also keep the half-written copy: it is the space a retry needs.
+      await rm(this.tempPath, { force: true }).catch(() => undefined);
+      throw err;
     }
-    await rename(this.tempPath, this.path);
     fsyncDirectory(dirname(this.path));
   }
 }

@@ -26,7 +26,7 @@ function runKmsdSync(dataDir: string, env: Record<string, string> = {}) {
 describe('start-up refuses untrustworthy data', () => {
   it.each([
     ['not JSON', '{"schemaVersion": 1, "keys": {', /is not valid JSON .*refusing to start/],
-    ['an unknown schema version', '{"schemaVersion": 99, "keys": {}, "versions": {}, "operations": {}, "tokens": {}}', /has schemaVersion 99, this kmsd understands 1; refusing to start/],
+    ['an unknown schema version', '{"schemaVersion": 99, "keys": {}, "versions": {}, "operations": {}, "tokens": {}}', /has schemaVersion 99, this kmsd understands 1 and 2; refusing to start/],
     ['a missing table', '{"schemaVersion": 1, "keys": {}, "versions": {}, "operations": {}}', /missing its "tokens" table/],
     ['not an object', '[1,2,3]', /does not hold a JSON object/],
   ])('a data file that is %s', (_name, content, message) => {

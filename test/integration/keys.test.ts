@@ -186,13 +186,15 @@ describe('request validation names the field', () => {
     expect(noFolder.body.message).toBe('folderId: is required');
   });
 
-  it('unknown route and wrong method → 404 naming what was asked', async () => {
+  it('unknown route → 404 naming what was asked; wrong method on a known path → 405 with Allow', async () => {
     const unknown = await call('POST', '/kms/v1/keys/abjx:explode');
     expect(unknown.status).toBe(404);
     expect(unknown.body.message).toBe('no API method at POST /kms/v1/keys/abjx:explode');
-    const method = await call('PUT', '/kms/v1/keys/abjx');
-    expect(method.status).toBe(404);
-    expect(method.body.message).toMatch(/method PUT is not supported on \/kms\/v1\/keys\/abjx \(use GET, PATCH, DELETE\)/);
+    const response = await fetch(`${kmsd.url}/kms/v1/keys/abjx`, { method: 'PUT', headers: { authorization: `Bearer ${kmsd.token}` } });
+    expect(response.status).toBe(405);
+    expect(response.headers.get('allow')).toBe('GET, PATCH, DELETE');
+    const body = (await response.json()) as { code: number; message: string };
+    expect(body).toMatchObject({ code: 12, message: 'method PUT is not supported on this path (use GET, PATCH, DELETE)' });
   });
 
   it('a body on a method that takes none → 400', async () => {

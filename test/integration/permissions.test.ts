@@ -110,6 +110,7 @@ const CASES: RouteCase[] = [
   { operationId: 'Token.Create', allowed: BOOTSTRAP_ONLY, keyScoped: false, request: () => ({ method: 'POST', path: '/iam/v1/tokens', body: { subject: 'userAccount:someone' } }) },
   { operationId: 'Token.List', allowed: BOOTSTRAP_ONLY, keyScoped: false, request: () => ({ method: 'GET', path: '/iam/v1/tokens' }) },
   { operationId: 'Token.Revoke', allowed: BOOTSTRAP_ONLY, keyScoped: false, request: () => ({ method: 'DELETE', path: '/iam/v1/tokens/abjnosuchtoken' }) },
+  { operationId: 'Metrics.Get', allowed: BOOTSTRAP_ONLY, keyScoped: false, request: () => ({ method: 'GET', path: '/metrics' }) },
   { operationId: 'TestClock.Advance', allowed: BOOTSTRAP_ONLY, keyScoped: false, request: () => ({ method: 'POST', path: '/test/v1/clock:advance', body: { seconds: 0 } }) },
   { operationId: 'AuditEvents.List', allowed: AUDITOR_UP, keyScoped: true, request: (f) => ({ method: 'GET', path: `/kms/v1/auditEvents?folderId=${FOLDER}&keyId=${f.keyId}` }) },
 ];
