@@ -136,6 +136,7 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
       maxTotalBytes: config.audit.maxTotalBytes,
       acceptLoss: config.audit.acceptLoss,
       now: () => clock.now(),
+      metrics,
       logger: {
         info: (message: string) => logger.info({}, message),
         warn: (message: string) => logger.warn({}, message),

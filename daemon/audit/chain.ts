@@ -90,15 +90,6 @@ export function capField(value: string, limit: number): string {
 }
 
 /**
- * The `operation` of a call no route matched: `<METHOD> <path>`, cut to
- * `AUDIT_FIELD_LIMITS.operation`. The router and the app's error handler use it, so an anonymous
- * request with a huge path costs the same few hundred bytes as any other.
- */
-export function unroutedOperation(method: string, path: string): string {
-  return capField(`${method.slice(0, 16)} ${path.slice(0, AUDIT_FIELD_LIMITS.operation)}`, AUDIT_FIELD_LIMITS.operation);
-}
-
-/**
  * Copies only the fields an audit event may carry, each cut to its cap (AUDIT_FIELD_LIMITS).
  * Anything else a caller passes (a request body, a token, plaintext by mistake) is dropped here
  * rather than written to disk for years. Throws a TypeError naming the field when a field has the

@@ -38,6 +38,7 @@ import type {
   ChainedAuditEvent,
   ComponentHealth,
   Keystore,
+  Metrics,
 } from '../domain/ports.js';
 import { fsyncDirectory } from '../store/durable-file.js';
 import { writeFailure } from '../store/write-failure.js';
@@ -108,6 +109,8 @@ export interface AuditTrailOptions {
   now?: () => Date;
   logger?: { info?(message: string): void; warn(message: string): void; error?(message: string): void };
   openSegmentFile?: OpenSegmentFile;
+  /** Told the write+fsync time and event count of each durable batch (`/metrics`). */
+  metrics?: Pick<Metrics, 'auditFlushed'>;
   anchorIntervalMs?: number;
   retryIntervalMs?: number;
   /** How often retention is checked besides after each rotation. */
@@ -254,7 +257,7 @@ export async function openAuditLog(dataDir: string, options: AuditTrailOptions):
 
   const openSegmentFile = options.openSegmentFile ?? openForAppend;
   let active: Segment;
-  let handle: AuditFileHandle;
+  let handle: AuditFileHandle | undefined;
   let head: Head;
   let createdMs: number;
   if (activeName !== undefined) {
@@ -265,7 +268,9 @@ export async function openAuditLog(dataDir: string, options: AuditTrailOptions):
     createdMs = resumed.firstTimeMs ?? now().getTime();
   } else {
     const name = parseSegmentName(segmentFileName(start.seq + 1)) as SegmentName;
-    handle = await openSegmentFile(join(dir, name.name));
+    // Created (and its directory entry made durable) now; opened again for each burst of writes.
+    await (await openSegmentFile(join(dir, name.name))).close();
+    handle = undefined;
     fsyncDirectory(dir);
     active = new Segment(name, join(dir, name.name), 0);
     active.builder = new IndexBuilder(name);
@@ -391,7 +396,7 @@ async function resumeActive(
   expected: Head | undefined,
   openSegmentFile: OpenSegmentFile,
   logger: AuditTrailOptions['logger'],
-): Promise<{ segment: Segment; handle: AuditFileHandle; head: Head; firstTimeMs: number | undefined }> {
+): Promise<{ segment: Segment; handle: AuditFileHandle | undefined; head: Head; firstTimeMs: number | undefined }> {
   // (the anchor check later finds recent MACs with `macBackwards`, reading from the end)
   const path = join(dir, name.name);
   const reader = await open(path, 'r');
@@ -476,10 +481,14 @@ async function resumeActive(
   } finally {
     await reader.close();
   }
-  const handle = await openSegmentFile(path);
   if (cutAt < size) {
-    await handle.truncate(cutAt);
-    await handle.datasync();
+    const handle = await openSegmentFile(path);
+    try {
+      await handle.truncate(cutAt);
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
     logger?.warn(
       `audit segment ${path}: removed ${size - cutAt} bytes at its end (${repairReason ?? 'torn write'}), left by a crash during a write ` +
         `that was never acknowledged; the trail continues after event ${head.seq}`,
@@ -487,7 +496,7 @@ async function resumeActive(
   }
   const segment = new Segment(name, path, cutAt);
   segment.builder = new IndexBuilder(name);
-  return { segment, handle, head, firstTimeMs };
+  return { segment, handle: undefined, head, firstTimeMs };
 }
 
 /** Whether a line that breaks the seq sequence is an IntegrityAlert recording exactly that gap. */
@@ -589,7 +598,7 @@ export class SegmentedAuditLog implements AuditLog {
     private readonly keyring: AuditKeyring,
     private readonly anchors: AuditAnchorStore,
     segments: Segment[],
-    handle: AuditFileHandle,
+    handle: AuditFileHandle | undefined,
     head: Head,
     activeCreatedMs: number,
     private readonly options: AuditTrailOptions,
@@ -732,6 +741,7 @@ export class SegmentedAuditLog implements AuditLog {
   }
 
   private async drain(): Promise<void> {
+    let started: bigint;
     while (this.pending.length > 0 && this.failure === undefined) {
       let batch = this.pending;
       let batchHead = this.head;
@@ -755,8 +765,9 @@ export class SegmentedAuditLog implements AuditLog {
           this.pending = rest;
           this.pendingFirstSeq = headOfLine(rest[0] as string).seq;
         } else this.pending = [];
+        started = process.hrtime.bigint();
+        this.handle ??= await this.openSegmentFile(this.active.path);
         const handle = this.handle;
-        if (handle === undefined) throw new Error('audit segment is not open');
         let written = 0;
         while (written < bytes.length) {
           const { bytesWritten } = await handle.write(bytes, written, bytes.length - written);
@@ -767,19 +778,27 @@ export class SegmentedAuditLog implements AuditLog {
         return;
       }
       try {
-        await (this.handle as AuditFileHandle).datasync();
+        await this.handle.datasync();
       } catch (err) {
         await this.fail(err, true);
         return;
       }
       this.active.bytes += bytes.length;
       this.durable = batchHead;
+      this.options.metrics?.auditFlushed(Number(process.hrtime.bigint() - started) / 1e9, batch.length);
       const still: FlushWaiter[] = [];
       for (const waiter of this.waiters) {
         if (waiter.seq <= this.durable.seq) waiter.resolve();
         else still.push(waiter);
       }
       this.waiters = still;
+    }
+    // Nothing stays open for writing between bursts, so an operator can remount the data
+    // directory read-only (and a failed fsync never meets a long-lived handle).
+    if (this.pending.length === 0 && this.failure === undefined && this.handle !== undefined) {
+      const handle = this.handle;
+      this.handle = undefined;
+      await handle.close().catch(() => undefined);
     }
   }
 
@@ -838,6 +857,7 @@ export class SegmentedAuditLog implements AuditLog {
    * last durable byte by the retry timer, which also heals the trail.
    */
   private async fail(err: unknown, fsyncFailed: boolean): Promise<void> {
+    // (fsyncFailed only changes the log line: the handle is dropped either way.)
     this.failure = writeFailure('audit trail', err);
     this.failedSince ??= this.now().toISOString();
     this.refusedWhileFailing += this.head.seq - this.durable.seq;
@@ -848,16 +868,15 @@ export class SegmentedAuditLog implements AuditLog {
     for (const waiter of this.waiters.splice(0)) waiter.reject(failure);
     this.pending = [];
     this.head = this.durable;
-    // Cut the file back to its last durable byte at once, so nothing past it is ever read.
-    await this.handle?.truncate(this.active.bytes).catch(() => undefined);
-    if (fsyncFailed) {
-      // After a failed fsync the kernel may have dropped the dirty pages and would report a retry
-      // as a success (fsyncgate): never sync this handle again; the retry reopens, truncates again
-      // and fsyncs through the new handle.
-      const handle = this.handle;
-      this.handle = undefined;
-      await handle?.close().catch(() => undefined);
-    }
+    // Cut the file back to its last durable byte at once, so nothing past it is ever read. Then
+    // let go of the handle: after a failed fsync the kernel may have dropped the dirty pages and
+    // would report a retry as a success (fsyncgate), so it is never synced again; the retry
+    // reopens, truncates again and fsyncs through the new handle. (Nor does a failing trail hold
+    // a file open for writing: the directory can be remounted meanwhile.)
+    const handle = this.handle;
+    this.handle = undefined;
+    await handle?.truncate(this.active.bytes).catch(() => undefined);
+    await handle?.close().catch(() => undefined);
     this.retryTimer ??= setInterval(() => void this.heal(), this.options.retryIntervalMs ?? 1000);
     this.retryTimer.unref();
   }
@@ -899,6 +918,8 @@ export class SegmentedAuditLog implements AuditLog {
       this.active.bytes += bytes.length;
       this.durable = { seq, mac };
       this.head = this.durable;
+      this.handle = undefined;
+      await handle.close().catch(() => undefined);
       this.options.logger?.warn?.(`audit trail ${this.dir}: writable again after failing since ${this.failedSince ?? '?'}; ${this.refusedWhileFailing} events were refused meanwhile`);
       this.failure = undefined;
       this.failedSince = undefined;

@@ -15,8 +15,8 @@ import {
   macOf,
   pickAuditFields,
   readLinesSync,
-  unroutedOperation,
 } from '../../daemon/audit/chain.js';
+import { unroutedOperation } from '../../daemon/http/router.js';
 
 const KEY = Buffer.alloc(32, 7);
 import type { AuditEvent } from '../../daemon/domain/ports.js';
@@ -103,9 +103,10 @@ describe('pickAuditFields', () => {
     expect(capField('abc', 3)).toBe('abc');
   });
 
-  it('bounds the operation of an unrouted call, whatever its path', () => {
+  it('agrees with the router on the bound of an unrouted call’s operation, whatever its path', () => {
     const operation = unroutedOperation('GET', `/${'a'.repeat(8192)}`);
-    expect(operation).toHaveLength(256);
+    expect(operation).toHaveLength(AUDIT_FIELD_LIMITS.operation);
+    expect(pickAuditFields({ ...base, operation }).operation).toBe(operation);
     expect(operation.startsWith('GET /aaa')).toBe(true);
     expect(unroutedOperation('POST', '/nope')).toBe('POST /nope');
   });
