@@ -783,10 +783,17 @@ function findObjects(p11: PKCS11, session: Handle, template: Template): Handle[]
 }
 
 function tokenSlots(p11: PKCS11): { slot: Handle; label: string; flags: number }[] {
-  return p11.C_GetSlotList(true).map((slot) => {
-    const info = p11.C_GetTokenInfo(slot);
-    return { slot, label: trimLabel(info.label), flags: info.flags };
-  });
+  const slots: { slot: Handle; label: string; flags: number }[] = [];
+  for (const slot of p11.C_GetSlotList(true)) {
+    try {
+      const info = p11.C_GetTokenInfo(slot);
+      slots.push({ slot, label: trimLabel(info.label), flags: info.flags });
+    } catch {
+      // A token another process is creating or removing in a shared SoftHSM2 directory can be
+      // unreadable for a moment (CKR_GENERAL_ERROR): it is not ours, and not free to take.
+    }
+  }
+  return slots;
 }
 
 function findTokenSlot(module: LoadedModule, label: string): { slot: Handle; flags: number } | undefined {
