@@ -80,6 +80,27 @@ export function canonicalJson(value: unknown): string {
   throw new TypeError(`canonical JSON cannot hold a ${typeof value}`);
 }
 
+/**
+ * `canonicalJson({...event, seq, prev})` of a picked event, built directly in the sorted key order
+ * the fields are known to have (the generic walk sorts keys and recurses on every append: a
+ * profile showed it as the largest cost of the audit trail per call). Byte for byte the same text;
+ * a unit test compares both on varied events.
+ */
+export function canonicalEventJson(event: AuditEvent, seq: number, prev: string): string {
+  // Sorted: details, folderId, keyId, operation, prev, remoteAddress, requestId, result, seq,
+  // subject, time, versionId ("mac" would go between keyId and operation).
+  let text = '{';
+  if (event.details !== undefined) text += `"details":${canonicalJson(event.details)},`;
+  if (event.folderId !== undefined) text += `"folderId":${JSON.stringify(event.folderId)},`;
+  if (event.keyId !== undefined) text += `"keyId":${JSON.stringify(event.keyId)},`;
+  text += `"operation":${JSON.stringify(event.operation)},"prev":${JSON.stringify(prev)},`;
+  if (event.remoteAddress !== undefined) text += `"remoteAddress":${JSON.stringify(event.remoteAddress)},`;
+  text += `"requestId":${JSON.stringify(event.requestId)},"result":${JSON.stringify(event.result)},"seq":${JSON.stringify(seq)},`;
+  text += `"subject":${JSON.stringify(event.subject)},"time":${JSON.stringify(event.time)}`;
+  if (event.versionId !== undefined) text += `,"versionId":${JSON.stringify(event.versionId)}`;
+  return `${text}}`;
+}
+
 /** `value` cut to `limit` UTF-16 code units, ending in "…" when cut (never splitting a surrogate pair). */
 export function capField(value: string, limit: number): string {
   if (value.length <= limit) return value;

@@ -42,7 +42,7 @@ import type {
 } from '../domain/ports.js';
 import { fsyncDirectory } from '../store/durable-file.js';
 import { writeFailure } from '../store/write-failure.js';
-import { ChainChecker, GENESIS_PREV, LineSplitter, canonicalJson, lineWithMac, macOf, parseLine, pickAuditFields, type RawLine } from './chain.js';
+import { ChainChecker, GENESIS_PREV, LineSplitter, canonicalEventJson, canonicalJson, lineWithMac, macOf, parseLine, pickAuditFields, type RawLine } from './chain.js';
 import { CorruptAuditLogError, checkLegacyLog, legacyLogPath, moveLegacyLog } from './legacy.js';
 import { AUDIT_QUERY_SCAN_BUDGET, encodePageToken, scanSegments, validateQuery, type ReadableSegment } from './query.js';
 import {
@@ -635,7 +635,7 @@ export class SegmentedAuditLog implements AuditLog {
   }
 
   private appendLine(fields: AuditEvent, seq: number): void {
-    const unmacced = canonicalJson({ ...fields, seq, prev: this.head.mac });
+    const unmacced = canonicalEventJson(fields, seq, this.head.mac);
     const mac = macOf(this.keyring, unmacced);
     if (this.pending.length === 0) this.pendingFirstSeq = seq;
     this.pending.push(`${lineWithMac(unmacced, mac)}\n`);

@@ -24,6 +24,7 @@ export interface FastPathOptions {
 /** `application/json`, `application/*+json`, optionally with `charset=utf-8` (what Express accepts). */
 function jsonMediaType(header: string | undefined): 'json' | 'other' | 'bad-charset' {
   if (header === undefined) return 'other';
+  if (header === 'application/json') return 'json';
   const [type = '', ...params] = header.split(';');
   const media = type.trim().toLowerCase();
   if (media !== 'application/json' && !(media.startsWith('application/') && media.endsWith('+json'))) return 'other';
@@ -45,7 +46,8 @@ export function fastPath(dispatcher: Dispatcher, options: FastPathOptions): (req
     if (encoding !== undefined && encoding.toLowerCase() !== 'identity') return false;
     const queryAt = req.url.indexOf('?');
     const path = queryAt < 0 ? req.url : req.url.slice(0, queryAt);
-    if (!dispatcher.isHot(req.method, path)) return false;
+    const route = dispatcher.hotRoute(req.method, path);
+    if (route === undefined) return false;
     const started = process.hrtime.bigint();
     const input: CallInput = {
       method: req.method,
@@ -96,7 +98,7 @@ export function fastPath(dispatcher: Dispatcher, options: FastPathOptions): (req
           return;
         }
       }
-      void dispatcher.handle(input).then(finish);
+      void dispatcher.handle(input, route).then(finish);
     });
     return true;
   };

@@ -131,7 +131,9 @@ interface CompiledRoute {
   segments: Segment[];
 }
 
-type Match = { route: CompiledRoute; raw: string[] };
+/** A matched route and its raw parameters (opaque outside this file). */
+export type RouteMatch = { route: CompiledRoute; raw: string[] };
+type Match = RouteMatch;
 
 /**
  * The route table, compiled once: routes grouped by number of path segments and matched segment
@@ -217,14 +219,14 @@ export class Dispatcher {
     this.table = new RouteTable(routes);
   }
 
-  /** Whether `method path` is a hot data-plane route (the lean path serves only those). */
-  isHot(method: string, path: string): boolean {
+  /** The match when `method path` is a hot data-plane route (the lean path serves only those). */
+  hotRoute(method: string, path: string): RouteMatch | undefined {
     const found = this.table.match(method, path);
-    return 'match' in found && found.match.route.def.hot === true;
+    return 'match' in found && found.match.route.def.hot === true ? found.match : undefined;
   }
 
-  /** Serves one call; never throws. */
-  async handle(input: CallInput): Promise<CallOutput> {
+  /** Serves one call; never throws. `matched` skips routing when the caller already matched it. */
+  async handle(input: CallInput, matched?: RouteMatch): Promise<CallOutput> {
     const { authenticate, policy } = this.deps;
     const event: AuditEvent = {
       time: '',
@@ -241,7 +243,7 @@ export class Dispatcher {
     let outcome: { ok: true; result: RouteResult } | { ok: false; error: unknown };
     let subject: string | undefined;
     try {
-      const found = this.table.match(input.method, input.path);
+      const found = matched !== undefined ? { match: matched } : this.table.match(input.method, input.path);
       if (!('match' in found)) {
         if (found.allowed.length > 0) throw new MethodNotAllowedError(input.method, found.allowed);
         throw new KmsError('NOT_FOUND', `no API method at ${unroutedOperation(input.method, input.path)}`);

@@ -17,7 +17,7 @@
  * also what serializes key generation (SoftHSM2 has crash reports under concurrent C_GenerateKey).
  */
 import { existsSync, realpathSync } from 'node:fs';
-import { createHash, randomBytes as cryptoRandomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
 import type { GcmParams, Mechanism, PKCS11, Template } from 'pkcs11js';
 import { crashPoint } from '../crash-points.js';
@@ -27,13 +27,13 @@ import type { AuditAnchor, AuditAnchorStore, AuditKeyring, Keystore, KeystoreIde
 import { BoundedCache } from './bounded-cache.js';
 import {
   KEY_BYTES,
-  NONCE_BYTES,
   TAG_BYTES,
   WRAP_FORMAT,
   authenticationFailed,
   checkRandomLength,
   checkRefMatchesAlgorithm,
   checkSealedShape,
+  freshNonce,
   decodeWrapped,
   encodeWrapped,
   materialDestroyed,
@@ -496,7 +496,7 @@ class TokenSession {
     const key = this.operationKey(ref, algorithm);
     // The nonce is public and only has to be unique: OpenSSL's CSPRNG gives that without an extra
     // HSM round trip per operation (C_GenerateRandom is kept for secrets: data keys).
-    const nonce = cryptoRandomBytes(NONCE_BYTES);
+    const nonce = freshNonce();
     const ciphertext = this.withSession('encryption', ref, (session) => {
       this.p11.C_EncryptInit(session, gcmMechanism(nonce, aad), key);
       // A zero-length C_Encrypt is refused (CKR_ARGUMENTS_BAD) by pkcs11js/SoftHSM2; the final

@@ -15,10 +15,10 @@ import type { AuditAnchor, AuditAnchorStore, AuditKeyring, Keystore, KeystoreIde
 import { writeSecretFile } from './secret-file.js';
 import {
   KEY_BYTES,
-  NONCE_BYTES,
   WRAP_FORMAT,
   checkRandomLength,
   checkRefMatchesAlgorithm,
+  freshNonce,
   decodeWrapped,
   encodeWrapped,
   gcmOpenInProcess,
@@ -137,7 +137,7 @@ export class SoftwareKeystore implements Keystore {
   }
 
   seal(ref: MaterialRef, algorithm: Algorithm, plaintext: Buffer, aad: Buffer): SealedBytes {
-    const nonce = cryptoRandomBytes(NONCE_BYTES);
+    const nonce = freshNonce();
     return { nonce, ciphertext: this.withMaterial(ref, algorithm, (key) => gcmSealInProcess(key, nonce, plaintext, aad)) };
   }
 

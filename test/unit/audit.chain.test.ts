@@ -8,6 +8,7 @@ import {
   ChainChecker,
   GENESIS_PREV,
   LegacyChainChecker,
+  canonicalEventJson,
   canonicalJson,
   capField,
   legacyHash,
@@ -218,5 +219,30 @@ describe('readLinesSync', () => {
   it('yields nothing for an empty file and no fragment after a final newline', () => {
     expect(linesOf('', 4)).toEqual([]);
     expect(linesOf('x\n', 4)).toEqual([{ text: 'x', offset: 0, terminated: true }]);
+  });
+});
+
+describe('canonicalEventJson', () => {
+  const strings = ['', 'plain', 'quote " and \\ backslash', 'ünïcødé ✓ 🔑', 'line\nbreak\ttab', '\u0000\u001f control', 'x'.repeat(300)];
+  const pick = (i: number) => strings[i % strings.length] as string;
+  const cases: AuditEvent[] = [];
+  for (let i = 0; i < 60; i++) {
+    const event: AuditEvent = {
+      time: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(),
+      requestId: `req-${pick(i)}`,
+      subject: pick(i + 1),
+      operation: pick(i + 2),
+      result: i % 3 === 0 ? 'OK' : pick(i + 3),
+    };
+    if (i % 2 === 0) event.folderId = pick(i + 4);
+    if (i % 3 === 0) event.keyId = pick(i + 5);
+    if (i % 4 === 0) event.versionId = pick(i + 6);
+    if (i % 5 === 0) event.remoteAddress = pick(i + 7);
+    if (i % 7 === 0) event.details = { reason: pick(i), count: i, segments: [pick(i), pick(i + 1)] };
+    cases.push(pickAuditFields(event));
+  }
+  it.each(cases.map((event, i) => [i, event] as const))('case %i is byte for byte the generic canonical JSON', (i, event) => {
+    const prev = i === 0 ? GENESIS_PREV : 'ab'.repeat(32);
+    expect(canonicalEventJson(event, i + 1, prev)).toBe(canonicalJson({ ...event, seq: i + 1, prev }));
   });
 });
