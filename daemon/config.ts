@@ -16,6 +16,8 @@ export interface KmsdConfig {
   pkcs11Pin?: string;
   bootstrapToken?: string;
   logLevel: string;
+  /** Successful data-plane calls are logged one in this many; errors and refusals always. */
+  logSampleEvery: number;
   /** Seconds a deleted key can be restored. */
   restoreWindowSeconds: number;
   /** Seconds operations are kept before the scheduler prunes them. */
@@ -49,6 +51,7 @@ export const DEFAULTS = {
   dataDir: './kms-data',
   keystore: 'pkcs11',
   logLevel: 'info',
+  logSampleEvery: 100,
   restoreWindow: '72h',
   operationRetention: '720h',
   httpHeadersTimeout: '10s',
@@ -79,6 +82,7 @@ Options (flag / environment variable / default):
   --http-keepalive-timeout DURATION KMS_HTTP_KEEPALIVE_TIMEOUT ${DEFAULTS.httpKeepAliveTimeout} (idle keep-alive connections close after this)
   --http-max-connections N    KMS_HTTP_MAX_CONNECTIONS ${DEFAULTS.httpMaxConnections} (connections beyond this are refused)
   --log-level LEVEL           KMS_LOG_LEVEL            ${DEFAULTS.logLevel}
+  --log-sample-every N        KMS_LOG_SAMPLE_EVERY     ${DEFAULTS.logSampleEvery} (successful data-plane calls logged one in N; 1 logs all)
   --audit-segment-size SIZE   KMS_AUDIT_SEGMENT_SIZE   ${DEFAULTS.auditSegmentSize} (a segment is sealed before it would outgrow this)
   --audit-segment-max-age DUR KMS_AUDIT_SEGMENT_MAX_AGE ${DEFAULTS.auditSegmentMaxAge} (…or once it is this old)
   --audit-retention DURATION  KMS_AUDIT_RETENTION      ${DEFAULTS.auditRetention} (sealed segments whose newest event is older are pruned)
@@ -116,6 +120,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): KmsdConfig 
         'http-keepalive-timeout': { type: 'string' },
         'http-max-connections': { type: 'string' },
         'log-level': { type: 'string' },
+        'log-sample-every': { type: 'string' },
         'audit-segment-size': { type: 'string' },
         'audit-segment-max-age': { type: 'string' },
         'audit-retention': { type: 'string' },
@@ -142,6 +147,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): KmsdConfig 
     unsafeTestClock: values['unsafe-test-clock'] === true,
     keystore,
     logLevel: values['log-level'] ?? env.KMS_LOG_LEVEL ?? DEFAULTS.logLevel,
+    logSampleEvery: parsePositiveInteger('--log-sample-every', values['log-sample-every'] ?? env.KMS_LOG_SAMPLE_EVERY ?? String(DEFAULTS.logSampleEvery)),
     restoreWindowSeconds: parseGoDuration('--restore-window', values['restore-window'] ?? env.KMS_RESTORE_WINDOW ?? DEFAULTS.restoreWindow),
     operationRetentionSeconds: parseGoDuration(
       '--operation-retention',

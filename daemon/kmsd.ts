@@ -171,6 +171,7 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
     const bare = options.unsafeWithoutAccessControl === true;
     const policy: AccessPolicy = bare ? { authorize: () => undefined } : rolePolicy((query) => store.read(query));
     const app = buildApp({
+      logSampleEvery: config.logSampleEvery,
       metrics,
       renderMetrics: () => metrics.render(),
       keys,
