@@ -105,6 +105,21 @@ export interface EncryptResult {
   ciphertext: string;
 }
 
+/** Result of `POST /kms/v1/keys/{keyId}:decrypt`; plaintext is base64. */
+export interface DecryptResult {
+  keyId: string;
+  versionId: string;
+  plaintext: string;
+}
+
+/** Result of `POST /kms/v1/keys/{keyId}:generateDataKey`; both keys base64. */
+export interface DataKeyResult {
+  keyId: string;
+  versionId: string;
+  dataKeyPlaintext?: string;
+  dataKeyCiphertext: string;
+}
+
 /** The daemon answered with an error (non-2xx, or an operation that finished with an error). */
 export class KmsApiError extends Error {
   constructor(
@@ -231,6 +246,22 @@ export class KmsClient {
   async encrypt(keyId: string, plaintext: Uint8Array, aadContext?: Uint8Array): Promise<EncryptResult> {
     return this.request('POST', `/kms/v1/keys/${encodeURIComponent(keyId)}:encrypt`, {
       plaintext: Buffer.from(plaintext).toString('base64'),
+      ...(aadContext !== undefined && { aadContext: Buffer.from(aadContext).toString('base64') }),
+    });
+  }
+
+  /** `POST /kms/v1/keys/{keyId}:decrypt`; `ciphertext` is the base64 the daemon returned. */
+  async decrypt(keyId: string, ciphertext: string, aadContext?: Uint8Array): Promise<DecryptResult> {
+    return this.request('POST', `/kms/v1/keys/${encodeURIComponent(keyId)}:decrypt`, {
+      ciphertext,
+      ...(aadContext !== undefined && { aadContext: Buffer.from(aadContext).toString('base64') }),
+    });
+  }
+
+  /** `POST /kms/v1/keys/{keyId}:generateDataKey` with the primary version. */
+  async generateDataKey(keyId: string, dataKeySpec: SymmetricAlgorithm, aadContext?: Uint8Array): Promise<DataKeyResult> {
+    return this.request('POST', `/kms/v1/keys/${encodeURIComponent(keyId)}:generateDataKey`, {
+      dataKeySpec,
       ...(aadContext !== undefined && { aadContext: Buffer.from(aadContext).toString('base64') }),
     });
   }

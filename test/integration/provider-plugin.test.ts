@@ -106,9 +106,17 @@ describe('provider plugin process', () => {
       'kms_symmetric_key_iam_member',
     ]);
     expect(Object.keys(schema.data_source_schemas)).toEqual(['kms_symmetric_key']);
+    expect(Object.keys((schema as unknown as { ephemeral_resource_schemas: object }).ephemeral_resource_schemas).sort()).toEqual(['kms_data_key', 'kms_secret_plaintext']);
+
+    const identities = (await call(client, 'tfplugin6.Provider', 'GetResourceIdentitySchemas', {})) as {
+      identity_schemas: Record<string, { identity_attributes: { name: string; required_for_import: boolean }[] }>;
+    };
+    expect(identities.identity_schemas['kms_symmetric_key']?.identity_attributes).toEqual([
+      expect.objectContaining({ name: 'id', required_for_import: true }),
+    ]);
 
     // An RPC the provider does not implement is UNIMPLEMENTED, not a crash.
-    await expect(call(client, 'tfplugin6.Provider', 'GetResourceIdentitySchemas', {})).rejects.toMatchObject({ code: 12 });
+    await expect(call(client, 'tfplugin6.Provider', 'CallFunction', {})).rejects.toMatchObject({ code: 12 });
 
     await expect(call(client, 'plugin.GRPCController', 'Shutdown', {})).resolves.toEqual({});
     client.close();

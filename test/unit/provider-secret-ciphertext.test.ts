@@ -5,14 +5,14 @@ import { formatPath } from '../../provider/diagnostics.js';
 import { keyToDataState, validateSymmetricKeyDataConfig } from '../../provider/resources/data_source_symmetric_key.js';
 import { ciphertextId, planSecretCiphertext, validateSecretCiphertextConfig } from '../../provider/resources/secret_ciphertext.js';
 
-function secret(values: Partial<TfObject> = {}): TfObject {
-  return { id: null, key_id: 'k1', aad_context: null, plaintext: 'hunter2', ciphertext: null, ...values };
+function secret(values: Partial<TfObject> = {}): any {
+  return { id: null, key_id: 'k1', aad_context: null, plaintext: 'hunter2', ciphertext: null, plaintext_wo: null, plaintext_wo_version: null, ...values };
 }
 
 const PRIOR = secret({ id: 'k1/v1/0123456789abcdef', ciphertext: 'AAAA' });
 
 /** What core proposes: config with the prior's computed values. */
-function proposedFrom(cfg: TfObject): TfObject {
+function proposedFrom(cfg: TfObject): any {
   return { ...cfg, id: PRIOR['id'] ?? null, ciphertext: PRIOR['ciphertext'] ?? null };
 }
 
@@ -73,7 +73,7 @@ describe('kms_secret_ciphertext plan', () => {
 });
 
 describe('kms_symmetric_key data source', () => {
-  const cfg = (values: Partial<TfObject>): TfObject => ({ symmetric_key_id: null, name: null, folder_id: null, ...values });
+  const cfg = (values: Partial<TfObject>): any => ({ symmetric_key_id: null, name: null, folder_id: null, ...values });
 
   it.each<[string, Partial<TfObject>, string[]]>([
     ['neither selector', {}, ['Missing key selector']],
