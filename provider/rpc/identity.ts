@@ -14,18 +14,12 @@ export function decodeIdentity(resource: RegisteredResource, message: unknown, d
 }
 
 /**
- * The identity of a state for a response, or nothing (older CLIs ignore the field; a resource
- * without identity sends none). Plans may carry unknown identity values; a state never does.
+ * The identity of a state or plan for a response, or nothing when it is not wholly known yet
+ * (older CLIs ignore the field; a resource without identity sends none).
  */
-export function identityField(
-  resource: RegisteredResource,
-  field: string,
-  state: TfObject | null,
-  diags: Diagnostic[],
-  allowUnknown = false,
-): ProtoMessage {
+export function identityField(resource: RegisteredResource, field: string, state: TfObject | null, diags: Diagnostic[]): ProtoMessage {
   if (!resource.identityCty || state === null) return {};
   const identity = identityOf(resource.type, state);
-  if (identity === null || (!allowUnknown && !isCompleteIdentity(identity))) return {};
+  if (!isCompleteIdentity(identity)) return {};
   return { [field]: { identity_data: encodeObject(identity, resource.identityCty, diags, 'the resource identity') } };
 }

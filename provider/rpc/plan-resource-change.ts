@@ -18,11 +18,12 @@ export function planResourceChange(server: ProviderServer, req: ProtoMessage): P
   const result = planResource(found.type, { prior, proposed, config }, server.context);
   diags.push(...result.diagnostics);
   if (hasErrors(diags)) return withDiagnostics({}, diags);
-  // An identity never changes in place: an update keeps the prior one.
+  // An identity never changes in place: an update keeps the prior one. A create sends one only
+  // when it is wholly known (OpenTofu cannot write a plan file holding an unknown identity).
   const identity =
     priorIdentity && found.identityCty && result.planned !== null && result.requiresReplace.length === 0
       ? { planned_identity: { identity_data: encodeObject(priorIdentity, found.identityCty, diags, 'the resource identity') } }
-      : identityField(found, 'planned_identity', result.planned, diags, true);
+      : identityField(found, 'planned_identity', result.planned, diags);
   return withDiagnostics(
     {
       planned_state: encodeObject(result.planned, found.cty, diags, 'the planned state'),
