@@ -29,8 +29,8 @@ async function loadMethods(env: NodeJS.ProcessEnv, onShutdown: () => void): Prom
       const handle = implementations[name];
       if (!handle || definition.requestStream || definition.responseStream) continue;
       methods.set(definition.path, {
-        decode: (bytes) => definition.requestDeserialize(bytes),
-        encode: (response) => definition.responseSerialize(response as ProtoMessage),
+        decode: (bytes): unknown => definition.requestDeserialize(bytes),
+        encode: (response) => definition.responseSerialize(response),
         handle: (request) => handle(request as ProtoMessage),
       });
     }
@@ -66,13 +66,13 @@ export async function runPlugin(env: NodeJS.ProcessEnv = process.env): Promise<n
   // Ctrl-C reaches the whole process group; core then calls StopProvider and Shutdown itself.
   process.on('SIGINT', () => log('debug', 'SIGINT ignored; waiting for core to stop the provider'));
 
-  let server: GrpcServer | undefined;
+  const listening: { server?: GrpcServer } = {};
   let shuttingDown = false;
   const shutdown = (reason: string): void => {
     if (shuttingDown) return;
     shuttingDown = true;
     log('debug', `shutting down: ${reason}`);
-    void (server ? server.close(1000) : Promise.resolve()).then(() => exitNow(0));
+    void (listening.server ? listening.server.close(1000) : Promise.resolve()).then(() => exitNow(0));
   };
   let methods: Promise<Map<string, UnaryMethod>> | undefined;
   const lookup = (path: string): Promise<UnaryMethod | undefined> => {
@@ -83,7 +83,8 @@ export async function runPlugin(env: NodeJS.ProcessEnv = process.env): Promise<n
   const clientCert = env['PLUGIN_CLIENT_CERT'];
   const tls = clientCert !== undefined && clientCert !== '' && !env['TF_DISABLE_PLUGIN_TLS'];
   const cert = tls ? generateServerCertificate() : undefined;
-  server = await listenGrpc(lookup, cert ? { keyPem: cert.keyPem, certPem: cert.certPem, clientCertPem: clientCert ?? '' } : undefined);
+  const server = await listenGrpc(lookup, cert ? { keyPem: cert.keyPem, certPem: cert.certPem, clientCertPem: clientCert ?? '' } : undefined);
+  listening.server = server;
 
   // Core's go-plugin client reads exactly this first line; nothing may precede it on stdout.
   process.stdout.write(formatHandshakeLine({ network: 'tcp', host: '127.0.0.1', port: server.port }, cert?.der, negotiated.version));
