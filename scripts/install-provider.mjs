@@ -28,7 +28,6 @@
 // `terraform init` finds the plugin with no configuration at all. Any other DIR needs the
 // printed CLI configuration (pass --cli-config FILE to write it, then export TF_CLI_CONFIG_FILE).
 import { build } from 'esbuild';
-import { Buffer } from 'node:buffer';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';

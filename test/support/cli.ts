@@ -95,7 +95,7 @@ function pluginInputs(): string[] {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const path = join(dir, entry.name);
       if (entry.isDirectory()) walk(path);
-      else if (!path.includes(`${join('provider', 'gen')}`)) files.push(path);
+      else if (!path.includes(join('provider', 'gen'))) files.push(path);
     }
   };
   walk(join(REPO_ROOT, 'provider'));
