@@ -20,6 +20,8 @@ export interface UnaryMethod {
   encode(response: unknown): Buffer;
   /** Never rejects: failures are part of the response (diagnostics). */
   handle(request: unknown): Promise<unknown>;
+  /** Runs once the response has been handed to the connection (GRPCController.Shutdown exits here). */
+  afterResponse?: () => void;
 }
 
 /** Finds the method for a `:path`; may load code on first use. */
@@ -91,6 +93,7 @@ function serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, lookup: 
     prefix.writeUInt32BE(payload.length, 1);
     stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
     stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+    if (method.afterResponse) stream.once('close', method.afterResponse);
     stream.end(Buffer.concat([prefix, payload]));
   });
 }
@@ -103,7 +106,7 @@ export interface GrpcServer {
 }
 
 /** Listen on 127.0.0.1 on a free port, with mutual TLS when `tls` is given. */
-export function listenGrpc(lookup: MethodLookup, tls: ServerTls | undefined): Promise<GrpcServer> {
+export function listenGrpc(lookup: MethodLookup, tls: ServerTls | undefined, onEvent?: (what: string) => void): Promise<GrpcServer> {
   const settings = { maxHeaderListSize: 64 * 1024 };
   const server: Http2Server = tls
     ? createSecureServer({
@@ -118,7 +121,9 @@ export function listenGrpc(lookup: MethodLookup, tls: ServerTls | undefined): Pr
       })
     : createServer({ maxSessionMemory: 512, settings });
   const sessions = new Set<Http2Session>();
+  server.on('secureConnection', () => onEvent?.('TLS connection'));
   server.on('session', (session: Http2Session) => {
+    onEvent?.('HTTP/2 session');
     sessions.add(session);
     session.on('close', () => sessions.delete(session));
     session.on('error', () => session.destroy());

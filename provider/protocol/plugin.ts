@@ -8,7 +8,7 @@
  * while core connects, and the first call waits for them if it comes sooner.
  */
 import type { ProtoMessage } from './definitions.js';
-import { listenGrpc, type GrpcServer, type UnaryMethod } from './grpc-server.js';
+import { listenGrpc, type UnaryMethod } from './grpc-server.js';
 import { checkMagicCookie, formatHandshakeLine, negotiateProtocolVersion } from './handshake.js';
 import { log } from './log.js';
 import { generateServerCertificate } from './tls.js';
@@ -21,10 +21,16 @@ function exitNow(code: number): never {
 
 /** Every method this plugin serves, by `:path`, with the codecs of its messages. */
 async function loadMethods(env: NodeJS.ProcessEnv, onShutdown: () => void): Promise<Map<string, UnaryMethod>> {
+  const started = performance.now();
   const { serviceDefinition, PROVIDER_SERVICE, CONTROLLER_SERVICE, createProviderHandlers } = await import('../rpc/lazy.js');
+  log('debug', 'RPC layer loaded', { load_ms: Math.round(performance.now() - started), at_ms: Math.round(performance.now()) });
   const handlers = createProviderHandlers(env);
   const methods = new Map<string, UnaryMethod>();
-  const add = (service: string, implementations: Record<string, (request: ProtoMessage) => Promise<ProtoMessage>>): void => {
+  const add = (
+    service: string,
+    implementations: Record<string, (request: ProtoMessage) => Promise<ProtoMessage>>,
+    after: Record<string, () => void> = {},
+  ): void => {
     for (const [name, definition] of Object.entries(serviceDefinition(service))) {
       const handle = implementations[name];
       if (!handle || definition.requestStream || definition.responseStream) continue;
@@ -32,17 +38,14 @@ async function loadMethods(env: NodeJS.ProcessEnv, onShutdown: () => void): Prom
         decode: (bytes): unknown => definition.requestDeserialize(bytes),
         encode: (response) => definition.responseSerialize(response),
         handle: (request) => handle(request as ProtoMessage),
+        ...(after[name] && { afterResponse: after[name] }),
       });
     }
   };
   add(PROVIDER_SERVICE, handlers);
-  add(CONTROLLER_SERVICE, {
-    Shutdown: () => {
-      // Reply first, then stop: core waits for the reply, then up to 2 s for the exit.
-      setImmediate(onShutdown);
-      return Promise.resolve({});
-    },
-  });
+  // Reply first, then exit at once: core waits for the reply, then up to 2 s for the process to
+  // end, and keeps its connection open meanwhile (so waiting for it to close would cost that much).
+  add(CONTROLLER_SERVICE, { Shutdown: () => Promise.resolve({}) }, { Shutdown: onShutdown });
   return methods;
 }
 
@@ -66,13 +69,9 @@ export async function runPlugin(env: NodeJS.ProcessEnv = process.env): Promise<n
   // Ctrl-C reaches the whole process group; core then calls StopProvider and Shutdown itself.
   process.on('SIGINT', () => log('debug', 'SIGINT ignored; waiting for core to stop the provider'));
 
-  const listening: { server?: GrpcServer } = {};
-  let shuttingDown = false;
   const shutdown = (reason: string): void => {
-    if (shuttingDown) return;
-    shuttingDown = true;
     log('debug', `shutting down: ${reason}`);
-    void (listening.server ? listening.server.close(1000) : Promise.resolve()).then(() => exitNow(0));
+    exitNow(0);
   };
   let methods: Promise<Map<string, UnaryMethod>> | undefined;
   const lookup = (path: string): Promise<UnaryMethod | undefined> => {
@@ -83,8 +82,9 @@ export async function runPlugin(env: NodeJS.ProcessEnv = process.env): Promise<n
   const clientCert = env['PLUGIN_CLIENT_CERT'];
   const tls = clientCert !== undefined && clientCert !== '' && !env['TF_DISABLE_PLUGIN_TLS'];
   const cert = tls ? generateServerCertificate() : undefined;
-  const server = await listenGrpc(lookup, cert ? { keyPem: cert.keyPem, certPem: cert.certPem, clientCertPem: clientCert ?? '' } : undefined);
-  listening.server = server;
+  const server = await listenGrpc(lookup, cert ? { keyPem: cert.keyPem, certPem: cert.certPem, clientCertPem: clientCert ?? '' } : undefined, (what) =>
+    log('trace', what, { at_ms: Math.round(performance.now()) }),
+  );
 
   // Core's go-plugin client reads exactly this first line; nothing may precede it on stdout.
   process.stdout.write(formatHandshakeLine({ network: 'tcp', host: '127.0.0.1', port: server.port }, cert?.der, negotiated.version));

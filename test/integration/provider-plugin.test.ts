@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, credentials, Metadata, type ChannelCredentials } from '@grpc/grpc-js';
-import { decodeMessage, encodeMessage, protocolRoot, type ProtoMessage } from '../../provider/protocol/definitions.js';
+import { decodeMessage, encodeMessage, methodTypes, type ProtoMessage } from '../../provider/protocol/definitions.js';
 import { MAGIC_COOKIE_VALUE } from '../../provider/protocol/handshake.js';
 import { generateServerCertificate } from '../../provider/protocol/tls.js';
 
@@ -52,10 +52,7 @@ function pemOf(derBase64NoPad: string): string {
 }
 
 function call(client: Client, service: string, method: string, request: ProtoMessage): Promise<ProtoMessage> {
-  const svc = protocolRoot().lookupService(service);
-  const m = svc.methods[method]!;
-  const reqType = m.resolvedRequestType!;
-  const resType = m.resolvedResponseType!;
+  const { request: reqType, response: resType } = methodTypes(service, method);
   return new Promise((resolveCall, reject) => {
     client.makeUnaryRequest(
       `/${service}/${method}`,
