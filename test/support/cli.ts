@@ -66,7 +66,7 @@ export function describeEachCli(title: string, body: (cli: Cli) => void, options
       it('has a Terraform or OpenTofu CLI to run against', () => {
         throw new Error(
           all.length === 0
-            ? 'no terraform or tofu CLI found: put terraform on PATH, or build tofu with .ci/install-tofu.sh ' +
+            ? 'no terraform or tofu CLI found: put terraform on PATH, or build the CLIs with .ci/install-go-tools.sh tofu|terraform VERSION ' +
                 '(or set KMS_TOFU_BIN / KMS_TERRAFORM_BIN)'
             : `required CLI(s) not found: ${missing.join(', ')} (KMS_E2E_REQUIRE_CLIS)`,
         );
