@@ -5,9 +5,13 @@
  * error) or {@link KmsUnreachableError} (no answer at all), so callers can tell users which it was.
  */
 import { readFileSync } from 'node:fs';
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { rootCertificates } from 'node:tls';
+import type { Agent as HttpAgent, ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
+
+/** node:http(s), loaded on the first request: plugin processes that never call the daemon skip it. */
+interface Transport {
+  agent: HttpAgent;
+  request: (url: URL, options: RequestOptions, callback: (res: IncomingMessage) => void) => ClientRequest;
+}
 
 /** gRPC status codes the daemon uses in `{code, message, details}` error bodies. */
 export const GrpcCode = {
@@ -173,28 +177,35 @@ function describeFailure(err: unknown): string {
  * NODE_EXTRA_CA_CERTS aside into KMS_NODE_EXTRA_CA_CERTS (Node would parse the whole file at every
  * plugin start, ≈80 ms here); they are read only when an https endpoint needs them.
  */
-function extraCertificateAuthorities(): string[] | undefined {
+async function extraCertificateAuthorities(): Promise<string[] | undefined> {
   const file = process.env['KMS_NODE_EXTRA_CA_CERTS'] ?? process.env['NODE_EXTRA_CA_CERTS'];
   if (!file) return undefined;
   try {
+    const { rootCertificates } = await import('node:tls');
     return [...rootCertificates, readFileSync(file, 'utf8')];
   } catch {
     return undefined;
   }
 }
 
+async function openTransport(url: URL): Promise<Transport> {
+  if (url.protocol === 'https:') {
+    const https = await import('node:https');
+    const ca = await extraCertificateAuthorities();
+    // Core sends many calls per process (one per resource): reuse connections.
+    return { agent: new https.Agent({ keepAlive: true, ...(ca && { ca }) }), request: https.request };
+  }
+  const http = await import('node:http');
+  return { agent: new http.Agent({ keepAlive: true }), request: http.request };
+}
+
 /** The typed client. One instance per configured provider. */
 export class KmsClient {
   private readonly base: string;
-  private readonly url: URL;
-  private readonly agent: HttpAgent;
+  private transport: Promise<Transport> | undefined;
 
   constructor(private readonly options: KmsClientOptions) {
     this.base = options.endpoint.replace(/\/+$/, '');
-    this.url = new URL(this.base);
-    const ca = this.url.protocol === 'https:' ? extraCertificateAuthorities() : undefined;
-    // Core sends many calls per process (one per resource): reuse connections.
-    this.agent = this.url.protocol === 'https:' ? new HttpsAgent({ keepAlive: true, ...(ca && { ca }) }) : new HttpAgent({ keepAlive: true });
   }
 
   /** `GET /healthz` (no auth). */
@@ -297,7 +308,7 @@ export class KmsClient {
   }
 
   /** One HTTP exchange: status and body text, or a {@link KmsUnreachableError}. */
-  private exchange(
+  private async exchange(
     method: string,
     path: string,
     body: string | undefined,
@@ -306,12 +317,18 @@ export class KmsClient {
   ): Promise<{ status: number; text: string }> {
     const timeout = AbortSignal.timeout(this.options.timeoutMs ?? 30_000);
     const signal = this.options.signal ? AbortSignal.any([timeout, this.options.signal]) : timeout;
-    const target = new URL(this.base + path);
-    const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+    let target: URL;
+    try {
+      target = new URL(this.base + path);
+    } catch (err) {
+      throw new KmsUnreachableError(this.base, describeFailure(err));
+    }
+    this.transport ??= openTransport(target);
+    const transport = await this.transport;
     return new Promise((resolve, reject) => {
       const fail = (err: unknown): void => reject(new KmsUnreachableError(this.base, describeFailure(err)));
       if (signal.aborted) return fail(signal.reason);
-      const req = send(target, { method, headers, agent: this.agent, signal }, (res: IncomingMessage) => {
+      const req = transport.request(target, { method, headers, agent: transport.agent, signal }, (res: IncomingMessage) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.on('error', fail);
