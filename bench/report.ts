@@ -101,6 +101,7 @@ function controlPlaneSection(cp: ControlPlaneResult): string {
 }
 
 function providerSection(p: ProviderResult): string {
+  const peer = p.cases.some((c) => c.peerSeconds !== undefined);
   const rows = p.cases.map((c) => [
     c.cli,
     String(c.count),
@@ -108,17 +109,37 @@ function providerSection(p: ProviderResult): string {
     fig(c.kmsSymmetricKeySeconds, 2),
     fig(c.terraformDataSeconds, 2),
     times(c.ratio),
+    ...(peer ? [c.peerSeconds ? fig(c.peerSeconds, 2) : '–', c.ratioVsPeer !== undefined ? times(c.ratioVsPeer) : '–'] : []),
     String(Math.min(c.kmsSymmetricKeySeconds.runs, c.terraformDataSeconds.runs)),
   ]);
+  const h = p.handshake;
+  const shake = h
+    ? [
+        `Start to handshake (spawn of the installed executable with core's environment and mutual TLS, until the first stdout line), median ms (min–max):`,
+        '',
+        table(
+          ['executable', 'without NODE_EXTRA_CA_CERTS', 'with NODE_EXTRA_CA_CERTS'],
+          [
+            ['kms plugin (sh launcher → node)', fig(h.kms, 1), fig(h.kmsWithExtraCa, 1)],
+            ...(h.peer ? [['Go peer (terraform-plugin-framework)', fig(h.peer, 1), '–']] : []),
+            ['`node -e` printing one line (runtime floor)', fig(h.node, 1), fig(h.nodeWithExtraCa, 1)],
+          ],
+        ),
+        '',
+        `NODE_EXTRA_CA_CERTS = ${h.extraCaFile || '(no CA file found)'}.`,
+      ]
+    : [`Plugin start to handshake: ${fig(p.handshakeMs)} ms.`];
   return [
     '## Provider',
     '',
-    `Plugin start to handshake (spawn of the installed executable, TF_DISABLE_PLUGIN_TLS=1, protocol 6, until the first stdout line): ${fig(p.handshakeMs)} ms.`,
+    ...shake,
     '',
-    `Wall time in seconds of N \`kms_symmetric_key\` (\`count = N\`) next to N \`terraform_data\` on the same CLI, default parallelism (10). ` +
-      `Every plan after apply was ${p.plansWereNoOps ? 'a no-op (exit 0)' : '**not** always a no-op'}.`,
+    `Wall time in seconds of N \`kms_symmetric_key\` (\`count = N\`) next to N \`terraform_data\` on the same CLI` +
+      (peer ? ' and N `kmspeer_symmetric_key` of the Go peer (bench/peer, same REST calls, same daemon)' : '') +
+      `, default parallelism (10). Every plan after apply was ${p.plansWereNoOps ? 'a no-op (exit 0)' : '**not** always a no-op'}.`,
     '',
-    table(['CLI', 'N', 'command', 'kms_symmetric_key s', 'terraform_data s', 'ratio', 'runs'], rows),
+    table(['CLI', 'N', 'command', 'kms_symmetric_key s', 'terraform_data s', 'ratio', ...(peer ? ['Go peer s', 'vs peer'] : []), 'runs'], rows),
+    ...(p.peer && !p.peer.available ? ['', `Go peer: ${p.peer.detail}`] : []),
     ...(p.notes.length ? ['', ...p.notes.map((n) => `- ${n}`)] : []),
   ].join('\n');
 }

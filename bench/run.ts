@@ -5,7 +5,8 @@
  *   node dist/bench/run.js [--quick] [--only dataplane,controlplane,provider,keystore] [--out DIR]
  *                          [--runs N] [--clis terraform,tofu] [--max-minutes M] [--no-pin]
  *                          [--dataplane-seconds S] [--connections C] [--sizes 256,4096] [--targets kmsd,node:http,local-kms]
- *                          [--provider-counts 10,100,500] [--provider-big-runs N] [--no-build-local-kms]
+ *                          [--provider-counts 10,100,500] [--provider-big-runs N] [--no-build-local-kms] [--no-peer]
+ *                          (--clis takes names or name@version: terraform@1.5.7,tofu@1.12.6)
  *                          [--profile DIR]   (kmsd of the data plane writes a V8 CPU profile there)
  *
  * --quick scales everything down to seconds (the smoke test uses it); the results say so.
@@ -61,6 +62,7 @@ export async function runBench(argv: string[]): Promise<BenchResults> {
       'provider-counts': { type: 'string' },
       'provider-big-runs': { type: 'string' },
       'no-build-local-kms': { type: 'boolean', default: false },
+      'no-peer': { type: 'boolean', default: false },
       profile: { type: 'string' },
     },
   });
@@ -132,7 +134,8 @@ export async function runBench(argv: string[]): Promise<BenchResults> {
       counts: values['provider-counts'] ? numbers(values['provider-counts']) : quick ? [2] : [10, 100, 500],
       runs,
       bigRuns: Number(values['provider-big-runs'] ?? runs),
-      handshakeRuns: quick ? 1 : Math.max(5, runs),
+      handshakeRuns: quick ? 1 : Math.max(15, runs),
+      peer: !values['no-peer'],
       ...(values.clis ? { clis: list(values.clis)! } : {}),
       deadline,
       log,

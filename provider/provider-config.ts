@@ -6,7 +6,7 @@
 import { GrpcCode, KmsApiError, KmsClient, KmsUnreachableError } from './client/kms-client.js';
 import { isUnknown, UNKNOWN, type TfObject, type TfValue } from './codec/values.js';
 import { attrPath, errorDiag, failureDiag, type Diagnostic } from './diagnostics.js';
-import type { ProviderContext } from './resources/resource.js';
+import type { ProviderContext } from './framework/context.js';
 
 /** Environment variables the provider block falls back to. */
 export const ENV = { endpoint: 'KMS_ENDPOINT', token: 'KMS_TOKEN', folderId: 'KMS_FOLDER_ID' } as const;

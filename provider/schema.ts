@@ -20,7 +20,23 @@ export interface SchemaAttribute {
   optional?: boolean;
   computed?: boolean;
   sensitive?: boolean;
+  /** Terraform >= 1.11 / OpenTofu >= 1.11: taken from config only, never in plan or state. */
+  write_only?: boolean;
   deprecated?: boolean;
+}
+
+/** One attribute of a resource identity (Terraform >= 1.12, OpenTofu >= 1.12). */
+export interface IdentityAttribute {
+  type: CtyType;
+  description?: string;
+  required_for_import?: boolean;
+  optional_for_import?: boolean;
+}
+
+/** A resource identity schema, versioned separately from the resource schema. */
+export interface IdentitySchema {
+  version: number;
+  attributes: Record<string, IdentityAttribute>;
 }
 
 /** A nested block type as written in the schema document. */
@@ -51,6 +67,8 @@ export interface ProviderSchemas {
   provider: Schema;
   resource_schemas?: Record<string, Schema>;
   data_source_schemas?: Record<string, Schema>;
+  ephemeral_resource_schemas?: Record<string, Schema>;
+  resource_identity_schemas?: Record<string, IdentitySchema>;
 }
 
 function checkBlock(block: SchemaBlock): SchemaBlock {
@@ -66,6 +84,10 @@ function loadProviderSchemas(): ProviderSchemas {
   checkBlock(mine.provider.block);
   for (const s of Object.values(mine.resource_schemas ?? {})) checkBlock(s.block);
   for (const s of Object.values(mine.data_source_schemas ?? {})) checkBlock(s.block);
+  for (const s of Object.values(mine.ephemeral_resource_schemas ?? {})) checkBlock(s.block);
+  for (const s of Object.values(mine.resource_identity_schemas ?? {})) {
+    for (const attr of Object.values(s.attributes)) attr.type = parseCtyType(attr.type);
+  }
   return mine;
 }
 
@@ -90,6 +112,13 @@ export function impliedType(block: SchemaBlock): CtyType {
         break;
     }
   }
+  return ['object', attrs];
+}
+
+/** The cty object type of an identity schema. */
+export function identityType(schema: IdentitySchema): CtyType {
+  const attrs: Record<string, CtyType> = {};
+  for (const [name, attr] of Object.entries(schema.attributes)) attrs[name] = attr.type;
   return ['object', attrs];
 }
 

@@ -1,8 +1,17 @@
 /**
- * Typed REST client for the kmsd daemon (Yandex Cloud KMS-compatible REST API), on global fetch.
- * Every failure is one of two errors: {@link KmsApiError} (the daemon answered with an error) or
- * {@link KmsUnreachableError} (no answer at all), so callers can tell users which it was.
+ * Typed REST client for the kmsd daemon (Yandex Cloud KMS-compatible REST API), on node:http(s)
+ * with keep-alive connections (global fetch loads undici on first use, ≈20 ms of every plugin
+ * process). Every failure is one of two errors: {@link KmsApiError} (the daemon answered with an
+ * error) or {@link KmsUnreachableError} (no answer at all), so callers can tell users which it was.
  */
+import { readFileSync } from 'node:fs';
+import type { Agent as HttpAgent, ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
+
+/** node:http(s), loaded on the first request: plugin processes that never call the daemon skip it. */
+interface Transport {
+  agent: HttpAgent;
+  request: (url: URL, options: RequestOptions, callback: (res: IncomingMessage) => void) => ClientRequest;
+}
 
 /** gRPC status codes the daemon uses in `{code, message, details}` error bodies. */
 export const GrpcCode = {
@@ -105,6 +114,21 @@ export interface EncryptResult {
   ciphertext: string;
 }
 
+/** Result of `POST /kms/v1/keys/{keyId}:decrypt`; plaintext is base64. */
+export interface DecryptResult {
+  keyId: string;
+  versionId: string;
+  plaintext: string;
+}
+
+/** Result of `POST /kms/v1/keys/{keyId}:generateDataKey`; both keys base64. */
+export interface DataKeyResult {
+  keyId: string;
+  versionId: string;
+  dataKeyPlaintext?: string;
+  dataKeyCiphertext: string;
+}
+
 /** The daemon answered with an error (non-2xx, or an operation that finished with an error). */
 export class KmsApiError extends Error {
   constructor(
@@ -141,18 +165,44 @@ export interface KmsClientOptions {
   signal?: AbortSignal;
 }
 
-function describeFetchFailure(err: unknown): string {
-  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+function describeFailure(err: unknown): string {
+  const e = err as { name?: string; code?: string; message?: string };
   if (e.name === 'TimeoutError') return 'timed out';
   if (e.name === 'AbortError') return 'request cancelled';
-  // fetch refuses ports on the Fetch standard's block list (e.g. 1, 9, 6000) without connecting.
-  if (e.cause?.message === 'bad port') return 'the port is blocked by fetch (bad port); use another port';
-  return e.cause?.code ?? e.cause?.message ?? e.message ?? String(err);
+  return e.code ?? e.message ?? String(err);
+}
+
+/**
+ * The extra CA certificates for an https endpoint. The plugin's launcher moves
+ * NODE_EXTRA_CA_CERTS aside into KMS_NODE_EXTRA_CA_CERTS (Node would parse the whole file at every
+ * plugin start, ≈80 ms here); they are read only when an https endpoint needs them.
+ */
+async function extraCertificateAuthorities(): Promise<string[] | undefined> {
+  const file = process.env['KMS_NODE_EXTRA_CA_CERTS'] ?? process.env['NODE_EXTRA_CA_CERTS'];
+  if (!file) return undefined;
+  try {
+    const { rootCertificates } = await import('node:tls');
+    return [...rootCertificates, readFileSync(file, 'utf8')];
+  } catch {
+    return undefined;
+  }
+}
+
+async function openTransport(url: URL): Promise<Transport> {
+  if (url.protocol === 'https:') {
+    const https = await import('node:https');
+    const ca = await extraCertificateAuthorities();
+    // Core sends many calls per process (one per resource): reuse connections.
+    return { agent: new https.Agent({ keepAlive: true, ...(ca && { ca }) }), request: https.request };
+  }
+  const http = await import('node:http');
+  return { agent: new http.Agent({ keepAlive: true }), request: http.request };
 }
 
 /** The typed client. One instance per configured provider. */
 export class KmsClient {
   private readonly base: string;
+  private transport: Promise<Transport> | undefined;
 
   constructor(private readonly options: KmsClientOptions) {
     this.base = options.endpoint.replace(/\/+$/, '');
@@ -235,53 +285,90 @@ export class KmsClient {
     });
   }
 
+  /** `POST /kms/v1/keys/{keyId}:decrypt`; `ciphertext` is the base64 the daemon returned. */
+  async decrypt(keyId: string, ciphertext: string, aadContext?: Uint8Array): Promise<DecryptResult> {
+    return this.request('POST', `/kms/v1/keys/${encodeURIComponent(keyId)}:decrypt`, {
+      ciphertext,
+      ...(aadContext !== undefined && { aadContext: Buffer.from(aadContext).toString('base64') }),
+    });
+  }
+
+  /** `POST /kms/v1/keys/{keyId}:generateDataKey` with the primary version. */
+  async generateDataKey(keyId: string, dataKeySpec: SymmetricAlgorithm, aadContext?: Uint8Array): Promise<DataKeyResult> {
+    return this.request('POST', `/kms/v1/keys/${encodeURIComponent(keyId)}:generateDataKey`, {
+      dataKeySpec,
+      ...(aadContext !== undefined && { aadContext: Buffer.from(aadContext).toString('base64') }),
+    });
+  }
+
   private operationResult<R>(op: Operation<R>): R {
     if (op.error) throw new KmsApiError(op.error.code, op.error.message, 200, op.error.details);
     if (op.response === undefined) throw new KmsApiError(GrpcCode.INTERNAL, `operation ${op.id} finished without a response`, 200);
     return op.response;
   }
 
+  /** One HTTP exchange: status and body text, or a {@link KmsUnreachableError}. */
+  private async exchange(
+    method: string,
+    path: string,
+    body: string | undefined,
+    headers: Record<string, string>,
+    retried = false,
+  ): Promise<{ status: number; text: string }> {
+    const timeout = AbortSignal.timeout(this.options.timeoutMs ?? 30_000);
+    const signal = this.options.signal ? AbortSignal.any([timeout, this.options.signal]) : timeout;
+    let target: URL;
+    try {
+      target = new URL(this.base + path);
+    } catch (err) {
+      throw new KmsUnreachableError(this.base, describeFailure(err));
+    }
+    this.transport ??= openTransport(target);
+    const transport = await this.transport;
+    return new Promise((resolve, reject) => {
+      const fail = (err: unknown): void => reject(new KmsUnreachableError(this.base, describeFailure(err)));
+      if (signal.aborted) return fail(signal.reason);
+      const req = transport.request(target, { method, headers, agent: transport.agent, signal }, (res: IncomingMessage) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', fail);
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      });
+      req.on('error', (err: Error & { code?: string }) => {
+        // The daemon may close an idle kept-alive connection just as we reuse it: the request
+        // never reached it, so sending it once more on a fresh connection is safe.
+        if (!retried && !signal.aborted && req.reusedSocket && err.code === 'ECONNRESET') {
+          this.exchange(method, path, body, headers, true).then(resolve, reject);
+          return;
+        }
+        fail(signal.aborted ? signal.reason : err);
+      });
+      req.end(body);
+    });
+  }
+
   private async request<T>(method: string, path: string, body?: unknown, auth = true): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (auth) headers['authorization'] = `Bearer ${this.options.token}`;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const timeout = AbortSignal.timeout(this.options.timeoutMs ?? 30_000);
-    const signal = this.options.signal ? AbortSignal.any([timeout, this.options.signal]) : timeout;
-    let res: Response;
-    try {
-      res = await fetch(this.base + path, {
-        method,
-        headers,
-        signal,
-        ...(body !== undefined && { body: JSON.stringify(body) }),
-      });
-    } catch (err) {
-      throw new KmsUnreachableError(this.base, describeFetchFailure(err));
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    if (payload !== undefined) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = String(Buffer.byteLength(payload));
     }
-    let text: string;
-    try {
-      text = await res.text();
-    } catch (err) {
-      throw new KmsUnreachableError(this.base, describeFetchFailure(err));
-    }
+    const { status, text } = await this.exchange(method, path, payload, headers);
     let parsed: unknown;
     try {
       parsed = text === '' ? {} : JSON.parse(text);
     } catch {
       parsed = undefined;
     }
-    if (!res.ok) {
+    if (status < 200 || status >= 300) {
       const e = parsed as { code?: unknown; message?: unknown; details?: unknown } | undefined;
-      const message = typeof e?.message === 'string' ? e.message : `HTTP ${res.status} ${res.statusText}`.trim();
-      throw new KmsApiError(
-        typeof e?.code === 'number' ? e.code : GrpcCode.INTERNAL,
-        message,
-        res.status,
-        Array.isArray(e?.details) ? e.details : [],
-      );
+      const message = typeof e?.message === 'string' ? e.message : `HTTP ${status}`;
+      throw new KmsApiError(typeof e?.code === 'number' ? e.code : GrpcCode.INTERNAL, message, status, Array.isArray(e?.details) ? e.details : []);
     }
     if (parsed === undefined || typeof parsed !== 'object' || parsed === null) {
-      throw new KmsApiError(GrpcCode.INTERNAL, `${method} ${path}: the daemon answered with something that is not a JSON object`, res.status);
+      throw new KmsApiError(GrpcCode.INTERNAL, `${method} ${path}: the daemon answered with something that is not a JSON object`, status);
     }
     return parsed as T;
   }

@@ -1,34 +1,52 @@
 /**
  * The plugin process: go-plugin handshake, (mutual) TLS, the gRPC server and the lifecycle rules
  * core relies on (PROTOCOL.md "Start-up and handshake").
+ *
+ * Core starts a plugin process per phase (plan ≈3, apply ≈4, destroy ≈5), so start-up is paid
+ * many times: only what the handshake needs (cookie, certificate, listening socket) runs before
+ * the handshake line; the protocol descriptor, the codecs and the resources load right after it,
+ * while core connects, and the first call waits for them if it comes sooner.
  */
-import { Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { createProviderHandlers, type UnaryHandler } from '../server.js';
-import { CONTROLLER_SERVICE, PROVIDER_SERVICE, serviceDefinition, type ProtoMessage } from './definitions.js';
+import type { ProtoMessage } from './definitions.js';
+import { listenGrpc, type UnaryMethod } from './grpc-server.js';
 import { checkMagicCookie, formatHandshakeLine, negotiateProtocolVersion } from './handshake.js';
 import { log } from './log.js';
 import { generateServerCertificate } from './tls.js';
 
-/** Core's client allows 256 MiB messages; match it so large plans are not refused here. */
-const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
 const PARENT_POLL_MS = 1000;
-
-function unaryImplementation(handlers: Record<string, UnaryHandler>): UntypedServiceImplementation {
-  const impl: UntypedServiceImplementation = {};
-  for (const [name, handler] of Object.entries(handlers)) {
-    impl[name] = (call: ServerUnaryCall<ProtoMessage, ProtoMessage>, callback: sendUnaryData<ProtoMessage>) => {
-      handler(call.request).then(
-        (response) => callback(null, response),
-        // Handlers never reject (they turn failures into diagnostics); this is the last resort.
-        (err: unknown) => callback({ code: status.INTERNAL, details: String(err) }),
-      );
-    };
-  }
-  return impl;
-}
 
 function exitNow(code: number): never {
   process.exit(code);
+}
+
+/** Every method this plugin serves, by `:path`, with the codecs of its messages. */
+async function loadMethods(env: NodeJS.ProcessEnv, onShutdown: () => void): Promise<Map<string, UnaryMethod>> {
+  const started = performance.now();
+  const { serviceDefinition, PROVIDER_SERVICE, CONTROLLER_SERVICE, createProviderHandlers } = await import('../rpc/lazy.js');
+  log('debug', 'RPC layer loaded', { load_ms: Math.round(performance.now() - started), at_ms: Math.round(performance.now()) });
+  const handlers = createProviderHandlers(env);
+  const methods = new Map<string, UnaryMethod>();
+  const add = (
+    service: string,
+    implementations: Record<string, (request: ProtoMessage) => Promise<ProtoMessage>>,
+    after: Record<string, () => void> = {},
+  ): void => {
+    for (const [name, definition] of Object.entries(serviceDefinition(service))) {
+      const handle = implementations[name];
+      if (!handle || definition.requestStream || definition.responseStream) continue;
+      methods.set(definition.path, {
+        decode: (bytes): unknown => definition.requestDeserialize(bytes),
+        encode: (response) => definition.responseSerialize(response),
+        handle: (request) => handle(request as ProtoMessage),
+        ...(after[name] && { afterResponse: after[name] }),
+      });
+    }
+  };
+  add(PROVIDER_SERVICE, handlers);
+  // Reply first, then exit at once: core waits for the reply, then up to 2 s for the process to
+  // end, and keeps its connection open meanwhile (so waiting for it to close would cost that much).
+  add(CONTROLLER_SERVICE, { Shutdown: () => Promise.resolve({}) }, { Shutdown: onShutdown });
+  return methods;
 }
 
 /**
@@ -51,45 +69,28 @@ export async function runPlugin(env: NodeJS.ProcessEnv = process.env): Promise<n
   // Ctrl-C reaches the whole process group; core then calls StopProvider and Shutdown itself.
   process.on('SIGINT', () => log('debug', 'SIGINT ignored; waiting for core to stop the provider'));
 
-  const server = new Server({ 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES });
-  server.addService(serviceDefinition(PROVIDER_SERVICE), unaryImplementation(createProviderHandlers(env)));
-
-  let shuttingDown = false;
   const shutdown = (reason: string): void => {
-    if (shuttingDown) return;
-    shuttingDown = true;
     log('debug', `shutting down: ${reason}`);
-    setTimeout(() => {
-      server.forceShutdown();
-      exitNow(0);
-    }, 1000);
-    server.tryShutdown(() => exitNow(0));
+    exitNow(0);
   };
-  server.addService(
-    serviceDefinition(CONTROLLER_SERVICE),
-    unaryImplementation({
-      Shutdown: () => {
-        // Reply first, then stop: core waits for the reply, then up to 2 s for the exit.
-        setImmediate(() => shutdown('GRPCController.Shutdown'));
-        return Promise.resolve({});
-      },
-    }),
-  );
+  let methods: Promise<Map<string, UnaryMethod>> | undefined;
+  const lookup = (path: string): Promise<UnaryMethod | undefined> => {
+    methods ??= loadMethods(env, () => shutdown('GRPCController.Shutdown'));
+    return methods.then((table) => table.get(path));
+  };
 
   const clientCert = env['PLUGIN_CLIENT_CERT'];
   const tls = clientCert !== undefined && clientCert !== '' && !env['TF_DISABLE_PLUGIN_TLS'];
   const cert = tls ? generateServerCertificate() : undefined;
-  const credentials = cert
-    ? ServerCredentials.createSsl(Buffer.from(clientCert ?? ''), [{ private_key: Buffer.from(cert.keyPem), cert_chain: Buffer.from(cert.certPem) }], true)
-    : ServerCredentials.createInsecure();
-
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync('127.0.0.1:0', credentials, (err, boundPort) => (err ? reject(err) : resolve(boundPort)));
-  });
+  const server = await listenGrpc(lookup, cert ? { keyPem: cert.keyPem, certPem: cert.certPem, clientCertPem: clientCert ?? '' } : undefined, (what) =>
+    log('trace', what, { at_ms: Math.round(performance.now()) }),
+  );
 
   // Core's go-plugin client reads exactly this first line; nothing may precede it on stdout.
-  process.stdout.write(formatHandshakeLine({ network: 'tcp', host: '127.0.0.1', port }, cert?.der, negotiated.version));
-  log('debug', 'plugin listening', { port, tls, startup_ms: Math.round(performance.now()) });
+  process.stdout.write(formatHandshakeLine({ network: 'tcp', host: '127.0.0.1', port: server.port }, cert?.der, negotiated.version));
+  log('debug', 'plugin listening', { port: server.port, tls, startup_ms: Math.round(performance.now()) });
+  // Load the rest while core connects.
+  setImmediate(() => void lookup(''));
 
   // Core kills plugins with SIGKILL to their pid; if core itself dies we are reparented: leave.
   const parent = process.ppid;

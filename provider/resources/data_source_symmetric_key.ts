@@ -6,9 +6,12 @@
  * duration the resource shows after import ("24h", "1h30m"), not as the API's "86400s".
  */
 import { GrpcCode, KmsApiError, type KmsClient, type SymmetricKey } from '../client/kms-client.js';
-import { type TfObject, type TfValue } from '../codec/values.js';
-import { attrPath, errorDiag, failureDiag, notConfiguredDiag, type Diagnostic } from '../diagnostics.js';
-import type { DataSource, ProviderContext, StateResult } from './resource.js';
+import { type TfValue } from '../codec/values.js';
+import { attrPath, errorDiag, failureDiag, type Diagnostic } from '../diagnostics.js';
+import type { ConfiguredContext, ProviderContext } from '../framework/context.js';
+import { defineDataSource } from '../framework/data-source.js';
+import { ok, withDiags, type Result } from '../framework/result.js';
+import type { SymmetricKeyDataConfig, SymmetricKeyDataState } from '../models.gen.js';
 import { keyToState } from './symmetric_key.js';
 
 /** Terraform type name. */
@@ -26,9 +29,9 @@ function str(value: TfValue | undefined): string | undefined {
 }
 
 /** ValidateDataResourceConfig: exactly one of symmetric_key_id and name (unknown counts as set). */
-export function validateSymmetricKeyDataConfig(config: TfObject): Diagnostic[] {
-  const byId = given(config['symmetric_key_id']);
-  const byName = given(config['name']);
+export function validateSymmetricKeyDataConfig(config: SymmetricKeyDataConfig): Diagnostic[] {
+  const byId = given(config.symmetric_key_id);
+  const byName = given(config.name);
   if (!byId && !byName) {
     return [
       errorDiag(
@@ -61,13 +64,13 @@ async function listAllKeys(client: KmsClient, folderId: string): Promise<Symmetr
 }
 
 /** The data source state of a key. */
-export function keyToDataState(key: SymmetricKey): TfObject {
+export function keyToDataState(key: SymmetricKey): SymmetricKeyDataState {
   return { ...keyToState(key, null), symmetric_key_id: key.id };
 }
 
-async function findKey(config: TfObject, ctx: ProviderContext, client: KmsClient): Promise<{ key: SymmetricKey } | { diagnostic: Diagnostic }> {
-  const keyId = str(config['symmetric_key_id']);
-  const configFolder = str(config['folder_id']);
+async function findKey(config: SymmetricKeyDataState, ctx: ProviderContext, client: KmsClient): Promise<{ key: SymmetricKey } | { diagnostic: Diagnostic }> {
+  const keyId = str(config.symmetric_key_id);
+  const configFolder = str(config.folder_id);
   if (keyId !== undefined) {
     let key: SymmetricKey;
     try {
@@ -86,7 +89,7 @@ async function findKey(config: TfObject, ctx: ProviderContext, client: KmsClient
     }
     return { key };
   }
-  const name = str(config['name']) ?? '';
+  const name = str(config.name) ?? '';
   const folderId = configFolder ?? (typeof ctx.folderId === 'string' ? ctx.folderId : undefined);
   if (folderId === undefined) {
     return {
@@ -120,18 +123,17 @@ async function findKey(config: TfObject, ctx: ProviderContext, client: KmsClient
   return { key: only };
 }
 
-async function readSymmetricKeyData(config: TfObject, ctx: ProviderContext): Promise<StateResult> {
+async function readSymmetricKeyData(config: SymmetricKeyDataState, ctx: ConfiguredContext): Promise<Result<SymmetricKeyDataState | null>> {
   const diagnostics = validateSymmetricKeyDataConfig(config);
-  if (diagnostics.length > 0) return { state: null, diagnostics };
-  if (!ctx.client) return { state: null, diagnostics: [notConfiguredDiag()] };
+  if (diagnostics.length > 0) return withDiags(null, ...diagnostics);
   const found = await findKey(config, ctx, ctx.client);
-  if ('diagnostic' in found) return { state: null, diagnostics: [found.diagnostic] };
-  return { state: keyToDataState(found.key), diagnostics: [] };
+  if ('diagnostic' in found) return withDiags(null, found.diagnostic);
+  return ok(keyToDataState(found.key));
 }
 
-/** The data source as the RPC layer sees it. */
-export const symmetricKeyDataSource: DataSource = {
+/** The data source. */
+export const symmetricKeyDataSource = defineDataSource<SymmetricKeyDataState, SymmetricKeyDataConfig>({
   typeName: SYMMETRIC_KEY_DATA_TYPE,
   validate: validateSymmetricKeyDataConfig,
   read: readSymmetricKeyData,
-};
+});

@@ -12,11 +12,13 @@ import {
   type SymmetricKey,
   type UpdateSymmetricKeyFields,
 } from '../client/kms-client.js';
-import type { PathStep } from '../codec/cty.js';
 import { formatGoDuration, goDurationSeconds, parseApiDuration, sameGoDuration, toApiDuration } from '../codec/duration.js';
-import { isObject, isUnknown, UNKNOWN, valuesEqual, type TfObject, type TfValue } from '../codec/values.js';
-import { attrPath, errorDiag, failureDiag, notConfiguredDiag, type Diagnostic } from '../diagnostics.js';
-import type { ApplyRequest, ManagedResource, PlanRequest, PlanResult, ProviderContext, StateResult } from './resource.js';
+import { isObject, isUnknown, valuesEqual, type TfValue } from '../codec/values.js';
+import { attrPath, errorDiag, failureDiag, type Diagnostic } from '../diagnostics.js';
+import type { ConfiguredContext, ProviderContext } from '../framework/context.js';
+import { defineResource, planResource, resourceTypeOf, type PlanModification, type PlanRequest, type PlanResult } from '../framework/resource.js';
+import { ok, withDiags, type Result } from '../framework/result.js';
+import type { SymmetricKeyConfig, SymmetricKeyState } from '../models.gen.js';
 
 /** Terraform type name. */
 export const SYMMETRIC_KEY_TYPE = 'kms_symmetric_key';
@@ -37,9 +39,6 @@ const MAX_LABEL_LENGTH = 63;
 const MAX_NAME = 100;
 const MAX_DESCRIPTION = 1024;
 
-/** Attributes only the daemon sets. */
-const COMPUTED_ONLY = ['id', 'created_at', 'rotated_at', 'primary_version_id'] as const;
-
 function str(value: TfValue | undefined): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
@@ -49,13 +48,13 @@ function charCount(s: string): number {
 }
 
 /** Config validation: everything checkable without the daemon. Unknown values are skipped. */
-export function validateSymmetricKeyConfig(config: TfObject): Diagnostic[] {
+export function validateSymmetricKeyConfig(config: SymmetricKeyConfig): Diagnostic[] {
   const diags: Diagnostic[] = [];
-  const name = str(config['name']);
+  const name = str(config.name);
   if (name !== undefined && charCount(name) > MAX_NAME) {
     diags.push(errorDiag('Invalid name', `The key name must be at most ${MAX_NAME} characters; got ${charCount(name)}.`, attrPath('name')));
   }
-  const description = str(config['description']);
+  const description = str(config.description);
   if (description !== undefined && charCount(description) > MAX_DESCRIPTION) {
     diags.push(
       errorDiag(
@@ -65,11 +64,11 @@ export function validateSymmetricKeyConfig(config: TfObject): Diagnostic[] {
       ),
     );
   }
-  const folderId = str(config['folder_id']);
+  const folderId = str(config.folder_id);
   if (folderId !== undefined && (folderId === '' || folderId.length > 50)) {
     diags.push(errorDiag('Invalid folder_id', 'folder_id must be 1 to 50 characters long.', attrPath('folder_id')));
   }
-  const labels = config['labels'];
+  const labels = config.labels;
   if (isObject(labels)) {
     const keys = Object.keys(labels);
     if (keys.length > MAX_LABELS) {
@@ -98,7 +97,7 @@ export function validateSymmetricKeyConfig(config: TfObject): Diagnostic[] {
       }
     }
   }
-  const algorithm = str(config['default_algorithm']);
+  const algorithm = str(config.default_algorithm);
   if (algorithm !== undefined && !ALGORITHMS.includes(algorithm as SymmetricAlgorithm)) {
     diags.push(
       errorDiag(
@@ -108,13 +107,13 @@ export function validateSymmetricKeyConfig(config: TfObject): Diagnostic[] {
       ),
     );
   }
-  const status = str(config['status']);
+  const status = str(config.status);
   if (status !== undefined && !(SETTABLE_STATUSES as readonly string[]).includes(status)) {
     diags.push(
       errorDiag('Invalid status', `status must be ACTIVE or INACTIVE; got ${JSON.stringify(status)}.`, attrPath('status')),
     );
   }
-  const period = str(config['rotation_period']);
+  const period = str(config.rotation_period);
   if (period !== undefined) {
     const parsed = goDurationSeconds(period);
     if ('error' in parsed) {
@@ -139,57 +138,23 @@ export function validateSymmetricKeyConfig(config: TfObject): Diagnostic[] {
 }
 
 /**
- * PlanResourceChange. Defaults that apply reproduces are planned as known values (so a plan shows
- * them); computed-only values are unknown on create and kept on update, because no in-place
- * change of this resource alters id, created_at, rotated_at or primary_version_id.
+ * The resource's own planning, after the framework's (defaults, unknown computed values,
+ * RequiresReplace of folder_id, semantic equality of rotation_period): a key created without
+ * folder_id goes to the provider's folder.
  */
-export function planSymmetricKey(request: PlanRequest, ctx: ProviderContext): PlanResult {
-  const { prior, proposed, config } = request;
-  const diagnostics: Diagnostic[] = [];
-  const requiresReplace: PathStep[][] = [];
-  if (proposed === null || config === null) return { planned: null, requiresReplace, diagnostics };
-  const planned: TfObject = { ...proposed };
-
-  // Optional+computed attributes with a documented default: a null config means the default,
-  // on update too, so deleting `deletion_protection = true` from the config turns it off.
-  if (config['default_algorithm'] === null) planned['default_algorithm'] = DEFAULT_ALGORITHM;
-  if (config['deletion_protection'] === null) planned['deletion_protection'] = false;
-
-  if (prior === null) {
-    for (const name of COMPUTED_ONLY) planned[name] = UNKNOWN;
-    if (config['status'] === null) planned['status'] = 'ACTIVE';
-    if (config['folder_id'] === null) {
-      if (ctx.folderId === undefined) {
-        diagnostics.push(
-          errorDiag(
-            'Missing folder_id',
-            'Set folder_id on the resource, or folder_id in the provider block (or the KMS_FOLDER_ID environment variable).',
-            attrPath('folder_id'),
-          ),
-        );
-      } else {
-        planned['folder_id'] = ctx.folderId;
-      }
-    }
-    return { planned, requiresReplace, diagnostics };
+function modifySymmetricKeyPlan({ prior, config, planned }: PlanModification<SymmetricKeyState, SymmetricKeyConfig>, ctx: ProviderContext): Diagnostic[] {
+  if (prior !== null || config.folder_id !== null) return [];
+  if (ctx.folderId === undefined) {
+    return [
+      errorDiag(
+        'Missing folder_id',
+        'Set folder_id on the resource, or folder_id in the provider block (or the KMS_FOLDER_ID environment variable).',
+        attrPath('folder_id'),
+      ),
+    ];
   }
-
-  for (const name of COMPUTED_ONLY) planned[name] = prior[name] ?? null;
-  // status and folder_id left unset keep the prior value (proposed already holds it).
-
-  const configFolder = config['folder_id'];
-  if (configFolder !== null && configFolder !== undefined && !valuesEqual(configFolder, prior['folder_id'] ?? null)) {
-    // An unknown folder may turn out different at apply, and a key cannot move between folders.
-    requiresReplace.push(attrPath('folder_id'));
-  }
-
-  // Semantically equal durations never diff: keep the prior spelling ("24h" vs "1440m").
-  const configPeriod = str(config['rotation_period']);
-  const priorPeriod = str(prior['rotation_period']);
-  if (configPeriod !== undefined && priorPeriod !== undefined && sameGoDuration(configPeriod, priorPeriod)) {
-    planned['rotation_period'] = priorPeriod;
-  }
-  return { planned, requiresReplace, diagnostics };
+  planned.folder_id = ctx.folderId;
+  return [];
 }
 
 function isEmptyMap(value: Record<string, string> | undefined): boolean {
@@ -201,8 +166,8 @@ function isEmptyMap(value: Record<string, string> | undefined): boolean {
  * spellings the API cannot carry: null versus "" / {} (the API has no null name, description or
  * labels), and how a rotation period of N seconds is written.
  */
-export function keyToState(key: SymmetricKey, reference: TfObject | null): TfObject {
-  const ref = reference ?? {};
+export function keyToState(key: SymmetricKey, reference: SymmetricKeyState | SymmetricKeyConfig | null): SymmetricKeyState {
+  const ref: Partial<Record<string, TfValue>> = reference ?? {};
   const nullable = (apiValue: string, name: string): string | null => (apiValue === '' && ref[name] === null ? null : apiValue);
   let rotationPeriod: string | null = null;
   if (key.rotationPeriod !== undefined && key.rotationPeriod !== null) {
@@ -246,113 +211,103 @@ function labelsOf(value: TfValue | undefined): Record<string, string> {
 }
 
 /** The PATCH fields (update mask) that turn `prior` into `planned`. */
-export function updateFields(prior: TfObject, planned: TfObject): UpdateSymmetricKeyFields {
+export function updateFields(prior: SymmetricKeyState, planned: SymmetricKeyConfig): UpdateSymmetricKeyFields {
   const fields: UpdateSymmetricKeyFields = {};
-  if (planned['name'] !== prior['name']) fields.name = str(planned['name']) ?? '';
-  if (planned['description'] !== prior['description']) fields.description = str(planned['description']) ?? '';
-  if (!valuesEqual(planned['labels'] ?? null, prior['labels'] ?? null)) fields.labels = labelsOf(planned['labels']);
-  if (planned['status'] !== prior['status'] && (planned['status'] === 'ACTIVE' || planned['status'] === 'INACTIVE')) {
-    fields.status = planned['status'];
+  if (planned.name !== prior.name) fields.name = str(planned.name) ?? '';
+  if (planned.description !== prior.description) fields.description = str(planned.description) ?? '';
+  if (!valuesEqual(planned.labels, prior.labels)) fields.labels = labelsOf(planned.labels);
+  if (planned.status !== prior.status && (planned.status === 'ACTIVE' || planned.status === 'INACTIVE')) {
+    fields.status = planned.status;
   }
-  if (planned['default_algorithm'] !== prior['default_algorithm']) {
-    fields.defaultAlgorithm = str(planned['default_algorithm']) as SymmetricAlgorithm;
+  if (planned.default_algorithm !== prior.default_algorithm) {
+    fields.defaultAlgorithm = str(planned.default_algorithm) as SymmetricAlgorithm;
   }
-  const plannedPeriod = periodSeconds(planned['rotation_period']);
-  if (plannedPeriod !== periodSeconds(prior['rotation_period'])) {
+  const plannedPeriod = periodSeconds(planned.rotation_period);
+  if (plannedPeriod !== periodSeconds(prior.rotation_period)) {
     fields.rotationPeriod = plannedPeriod === null ? null : toApiDuration(plannedPeriod);
   }
-  if (planned['deletion_protection'] !== prior['deletion_protection']) {
-    fields.deletionProtection = planned['deletion_protection'] === true;
+  if (planned.deletion_protection !== prior.deletion_protection) {
+    fields.deletionProtection = planned.deletion_protection === true;
   }
   return fields;
 }
 
-async function createKey(planned: TfObject, ctx: ProviderContext & { client: NonNullable<ProviderContext['client']> }): Promise<StateResult> {
-  const folderId = str(planned['folder_id']);
-  if (folderId === undefined) {
-    return { state: null, diagnostics: [errorDiag('Missing folder_id', 'folder_id is not known at apply time.', attrPath('folder_id'))] };
-  }
-  const period = periodSeconds(planned['rotation_period']);
+async function createKey({ planned }: { planned: SymmetricKeyConfig }, ctx: ConfiguredContext): Promise<Result<SymmetricKeyState | null>> {
+  const folderId = str(planned.folder_id);
+  if (folderId === undefined) return withDiags(null, errorDiag('Missing folder_id', 'folder_id is not known at apply time.', attrPath('folder_id')));
+  const period = periodSeconds(planned.rotation_period);
   let key: SymmetricKey;
   try {
     key = await ctx.client.createKey({
       folderId,
-      ...(str(planned['name']) !== undefined && { name: str(planned['name']) }),
-      ...(str(planned['description']) !== undefined && { description: str(planned['description']) }),
-      ...(isObject(planned['labels']) && { labels: labelsOf(planned['labels']) }),
-      defaultAlgorithm: (str(planned['default_algorithm']) ?? DEFAULT_ALGORITHM) as SymmetricAlgorithm,
+      ...(str(planned.name) !== undefined && { name: str(planned.name) }),
+      ...(str(planned.description) !== undefined && { description: str(planned.description) }),
+      ...(isObject(planned.labels) && { labels: labelsOf(planned.labels) }),
+      defaultAlgorithm: (str(planned.default_algorithm) ?? DEFAULT_ALGORITHM) as SymmetricAlgorithm,
       ...(period !== null && { rotationPeriod: toApiDuration(period) }),
-      deletionProtection: planned['deletion_protection'] === true,
+      deletionProtection: planned.deletion_protection === true,
     });
   } catch (err) {
-    return { state: null, diagnostics: [failureDiag('Cannot create key', err)] };
+    return withDiags(null, failureDiag('Cannot create key', err));
   }
-  if (planned['status'] === 'INACTIVE' && key.status !== 'INACTIVE') {
+  if (planned.status === 'INACTIVE' && key.status !== 'INACTIVE') {
     try {
       key = await ctx.client.updateKey(key.id, { status: 'INACTIVE' });
     } catch (err) {
       // The key exists: hand it to state so the next plan repairs the status instead of orphaning it.
-      return { state: keyToState(key, planned), diagnostics: [failureDiag(`Key ${key.id} was created but cannot be made INACTIVE`, err, attrPath('status'))] };
+      return withDiags(keyToState(key, planned), failureDiag(`Key ${key.id} was created but cannot be made INACTIVE`, err, attrPath('status')));
     }
   }
-  return { state: keyToState(key, planned), diagnostics: [] };
+  return ok(keyToState(key, planned));
 }
 
-async function applySymmetricKey(request: ApplyRequest, ctx: ProviderContext): Promise<StateResult> {
-  const { prior, planned } = request;
-  const client = ctx.client;
-  if (!client) return { state: prior, diagnostics: [notConfiguredDiag()] };
-  const withClient = { ...ctx, client };
-  if (planned === null) {
-    const id = str(prior?.['id']);
-    if (id === undefined) return { state: null, diagnostics: [] };
-    try {
-      await client.deleteKey(id);
-    } catch (err) {
-      if (err instanceof KmsApiError && err.code === GrpcCode.NOT_FOUND) return { state: null, diagnostics: [] };
-      return { state: prior, diagnostics: [failureDiag(`Cannot delete key ${id}`, err)] };
-    }
-    return { state: null, diagnostics: [] };
-  }
-  if (prior === null) return createKey(planned, withClient);
-
-  const id = str(prior['id']);
-  if (id === undefined) return { state: prior, diagnostics: [errorDiag('Missing id', 'The prior state of the key has no id.')] };
+async function updateKey({ prior, planned }: { prior: SymmetricKeyState; planned: SymmetricKeyConfig }, ctx: ConfiguredContext): Promise<Result<SymmetricKeyState>> {
+  const id = prior.id;
+  if (id === null) return withDiags(prior, errorDiag('Missing id', 'The prior state of the key has no id.'));
   const fields = updateFields(prior, planned);
   let key: SymmetricKey;
   try {
-    key = Object.keys(fields).length === 0 ? await client.getKey(id) : await client.updateKey(id, fields);
+    key = Object.keys(fields).length === 0 ? await ctx.client.getKey(id) : await ctx.client.updateKey(id, fields);
   } catch (err) {
-    return { state: prior, diagnostics: [failureDiag(`Cannot update key ${id}`, err)] };
+    return withDiags(prior, failureDiag(`Cannot update key ${id}`, err));
   }
   const state = keyToState(key, planned);
   // An automatic rotation by the daemon between plan and apply would otherwise surface as
   // "inconsistent result after apply"; these are computed-only and the next refresh reports them.
-  for (const name of ['rotated_at', 'primary_version_id'] as const) {
-    if (!isUnknown(planned[name])) state[name] = planned[name] ?? null;
-  }
-  return { state, diagnostics: [] };
+  if (!isUnknown(planned.rotated_at)) state.rotated_at = planned.rotated_at;
+  if (!isUnknown(planned.primary_version_id)) state.primary_version_id = planned.primary_version_id;
+  return ok(state);
 }
 
-async function readSymmetricKey(current: TfObject, ctx: ProviderContext): Promise<StateResult> {
-  const id = str(current['id']);
-  if (!ctx.client) return { state: current, diagnostics: [notConfiguredDiag()] };
-  if (id === undefined || id === '') return { state: null, diagnostics: [] };
+async function deleteKey(prior: SymmetricKeyState, ctx: ConfiguredContext): Promise<Diagnostic[]> {
+  if (prior.id === null) return [];
   try {
-    return { state: keyToState(await ctx.client.getKey(id), current), diagnostics: [] };
+    await ctx.client.deleteKey(prior.id);
+  } catch (err) {
+    if (err instanceof KmsApiError && err.code === GrpcCode.NOT_FOUND) return [];
+    return [failureDiag(`Cannot delete key ${prior.id}`, err)];
+  }
+  return [];
+}
+
+async function readKey(current: SymmetricKeyState, ctx: ConfiguredContext): Promise<Result<SymmetricKeyState | null>> {
+  const id = current.id;
+  if (id === null || id === '') return ok(null);
+  try {
+    return ok(keyToState(await ctx.client.getKey(id), current));
   } catch (err) {
     // Deleted outside Terraform: null state makes core drop it and plan a create.
-    if (err instanceof KmsApiError && err.code === GrpcCode.NOT_FOUND) return { state: null, diagnostics: [] };
-    return { state: current, diagnostics: [failureDiag(`Cannot read key ${id}`, err)] };
+    if (err instanceof KmsApiError && err.code === GrpcCode.NOT_FOUND) return ok(null);
+    return withDiags(current, failureDiag(`Cannot read key ${id}`, err));
   }
 }
 
-function importSymmetricKey(id: string): StateResult {
+function importKey(id: string): Result<SymmetricKeyState | null> {
   if (id.trim() === '') {
-    return { state: null, diagnostics: [errorDiag('Invalid import id', 'Import kms_symmetric_key by its key id, e.g. terraform import kms_symmetric_key.k abc123.')] };
+    return withDiags(null, errorDiag('Invalid import id', 'Import kms_symmetric_key by its key id, e.g. terraform import kms_symmetric_key.k abc123.'));
   }
   // Core calls ReadResource next, which fills in everything else.
-  const state: TfObject = {
+  return ok({
     id,
     folder_id: null,
     name: null,
@@ -365,16 +320,28 @@ function importSymmetricKey(id: string): StateResult {
     created_at: null,
     rotated_at: null,
     primary_version_id: null,
-  };
-  return { state, diagnostics: [] };
+  });
 }
 
-/** The resource as the RPC layer sees it. */
-export const symmetricKeyResource: ManagedResource = {
+/** The resource: its rules for the framework and its calls to the daemon. */
+export const symmetricKeyResource = defineResource<SymmetricKeyState, SymmetricKeyConfig>({
   typeName: SYMMETRIC_KEY_TYPE,
-  validate: validateSymmetricKeyConfig,
-  plan: planSymmetricKey,
-  apply: applySymmetricKey,
-  read: readSymmetricKey,
-  importState: importSymmetricKey,
-};
+  defaults: { default_algorithm: DEFAULT_ALGORITHM, deletion_protection: false },
+  createDefaults: { status: 'ACTIVE' },
+  // An unknown folder may turn out different at apply, and a key cannot move between folders.
+  requiresReplace: ['folder_id'],
+  semanticEquality: { rotation_period: sameGoDuration },
+  identity: ['id'],
+  validate: (config) => validateSymmetricKeyConfig(config),
+  modifyPlan: modifySymmetricKeyPlan,
+  create: createKey,
+  read: readKey,
+  update: updateKey,
+  delete: deleteKey,
+  importState: importKey,
+});
+
+/** PlanResourceChange of this resource (the framework's plan with its rules). */
+export function planSymmetricKey(request: PlanRequest, ctx: ProviderContext): PlanResult {
+  return planResource(resourceTypeOf(symmetricKeyResource), request, ctx);
+}

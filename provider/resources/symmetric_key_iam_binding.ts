@@ -5,11 +5,13 @@
  * changes made outside Terraform show as drift.
  */
 import { GrpcCode, KmsApiError, type KmsClient } from '../client/kms-client.js';
-import type { PathStep } from '../codec/cty.js';
-import { UNKNOWN, valuesEqual, type TfObject } from '../codec/values.js';
-import { attrPath, errorDiag, failureDiag, notConfiguredDiag, type Diagnostic } from '../diagnostics.js';
+import { UNKNOWN, type TfValue } from '../codec/values.js';
+import { attrPath, errorDiag, failureDiag, type Diagnostic } from '../diagnostics.js';
+import type { ConfiguredContext } from '../framework/context.js';
+import { defineResource, planResource, resourceTypeOf, type PlanModification, type PlanRequest, type PlanResult } from '../framework/resource.js';
+import { ok, withDiags, type Result } from '../framework/result.js';
+import type { SymmetricKeyIamBindingConfig as IamBindingConfig, SymmetricKeyIamBindingState as IamBindingState } from '../models.gen.js';
 import { bindingId, memberProblem, membersOfRole, parseImportId, roleDeltas, str, validateKeyAndRole } from './key_access.js';
-import type { ApplyRequest, ManagedResource, PlanRequest, PlanResult, ProviderContext, StateResult } from './resource.js';
 
 /** Terraform type name. */
 export const IAM_BINDING_TYPE = 'kms_symmetric_key_iam_binding';
@@ -22,38 +24,28 @@ function isNotFound(err: unknown): boolean {
 }
 
 /** The known members of a set value; unknown elements are skipped. */
-function memberList(value: TfObject[string] | undefined): string[] {
+function memberList(value: TfValue | undefined): string[] {
   return Array.isArray(value) ? value.filter((m): m is string => typeof m === 'string') : [];
 }
 
 /** Config validation: role and every member; unknown values are skipped. */
-export function validateIamBindingConfig(config: TfObject): Diagnostic[] {
+export function validateIamBindingConfig(config: IamBindingConfig): Diagnostic[] {
   const diags = validateKeyAndRole(config);
   // Set elements have no attribute-path step in the protocol, so the path stops at `members`
   // and the detail names the element.
-  for (const member of memberList(config['members'])) {
+  for (const member of memberList(config.members)) {
     const problem = memberProblem(member);
     if (problem) diags.push(errorDiag('Invalid member', problem, attrPath('members')));
   }
   return diags;
 }
 
-/** PlanResourceChange: members change in place; a different key or role is a replacement. */
-export function planIamBinding(request: PlanRequest): PlanResult {
-  const { prior, proposed, config } = request;
-  const requiresReplace: PathStep[][] = [];
-  if (proposed === null || config === null) return { planned: null, requiresReplace, diagnostics: [] };
-  const planned: TfObject = { ...proposed };
-  const keyId = str(config['symmetric_key_id']);
-  const role = str(config['role']);
-  // The id follows from two inputs; plan it known whenever they are, so nothing waits for apply.
-  planned['id'] = keyId !== undefined && role !== undefined ? bindingId(keyId, role) : UNKNOWN;
-  if (prior !== null) {
-    for (const name of FORCE_NEW) {
-      if (!valuesEqual(config[name] ?? null, prior[name] ?? null)) requiresReplace.push(attrPath(name));
-    }
-  }
-  return { planned, requiresReplace, diagnostics: [] };
+/** The binding's own planning: its id follows from two inputs, so it is known whenever they are. */
+function modifyIamBindingPlan({ config, planned }: PlanModification<IamBindingState, IamBindingConfig>): Diagnostic[] {
+  const keyId = str(config.symmetric_key_id);
+  const role = str(config.role);
+  planned.id = keyId !== undefined && role !== undefined ? bindingId(keyId, role) : UNKNOWN;
+  return [];
 }
 
 /** Make exactly `members` hold `role` on the key. */
@@ -62,69 +54,78 @@ async function reconcileRole(client: KmsClient, keyId: string, role: string, mem
   if (deltas.length > 0) await client.updateKeyAccessBindings(keyId, deltas);
 }
 
-async function applyIamBinding(request: ApplyRequest, ctx: ProviderContext): Promise<StateResult> {
-  const { prior, planned } = request;
-  const client = ctx.client;
-  if (!client) return { state: prior, diagnostics: [notConfiguredDiag()] };
-  const target = planned ?? prior;
-  const keyId = str(target?.['symmetric_key_id']);
-  const role = str(target?.['role']);
+async function setBinding(planned: IamBindingConfig, fallback: IamBindingState | null, ctx: ConfiguredContext): Promise<Result<IamBindingState | null>> {
+  const keyId = str(planned.symmetric_key_id);
+  const role = str(planned.role);
   if (keyId === undefined || role === undefined) {
-    return { state: prior, diagnostics: [errorDiag('Missing symmetric_key_id or role', 'The binding has no known key id and role at apply time.')] };
+    return withDiags(fallback, errorDiag('Missing symmetric_key_id or role', 'The binding has no known key id and role at apply time.'));
   }
-  if (planned === null) {
-    try {
-      await reconcileRole(client, keyId, role, []);
-    } catch (err) {
-      // The key is gone, and its bindings with it.
-      if (isNotFound(err)) return { state: null, diagnostics: [] };
-      return { state: prior, diagnostics: [failureDiag(`Cannot remove the ${role} binding of key ${keyId}`, err)] };
-    }
-    return { state: null, diagnostics: [] };
-  }
-  const members = planned['members'];
+  const members = planned.members;
   if (!Array.isArray(members) || members.some((m) => typeof m !== 'string')) {
-    return { state: prior, diagnostics: [errorDiag('Unknown members', 'members is not wholly known at apply time.', attrPath('members'))] };
+    return withDiags(fallback, errorDiag('Unknown members', 'members is not wholly known at apply time.', attrPath('members')));
   }
   try {
-    await reconcileRole(client, keyId, role, memberList(members));
+    await reconcileRole(ctx.client, keyId, role, memberList(members));
   } catch (err) {
     const path = err instanceof KmsApiError && err.code === GrpcCode.INVALID_ARGUMENT ? attrPath('members') : undefined;
-    return { state: prior, diagnostics: [failureDiag(`Cannot set the ${role} binding of key ${keyId}`, err, path)] };
+    return withDiags(fallback, failureDiag(`Cannot set the ${role} binding of key ${keyId}`, err, path));
   }
-  return { state: { ...planned, id: bindingId(keyId, role) }, diagnostics: [] };
+  return ok({ symmetric_key_id: keyId, role, members: memberList(members), id: bindingId(keyId, role) });
 }
 
-async function readIamBinding(current: TfObject, ctx: ProviderContext): Promise<StateResult> {
-  if (!ctx.client) return { state: current, diagnostics: [notConfiguredDiag()] };
-  const keyId = str(current['symmetric_key_id']);
-  const role = str(current['role']);
-  if (keyId === undefined || role === undefined) return { state: null, diagnostics: [] };
+async function removeBinding(prior: IamBindingState, ctx: ConfiguredContext): Promise<Diagnostic[]> {
+  const { symmetric_key_id: keyId, role } = prior;
+  if (keyId === null || role === null) return [];
+  try {
+    await reconcileRole(ctx.client, keyId, role, []);
+  } catch (err) {
+    // The key is gone, and its bindings with it.
+    if (isNotFound(err)) return [];
+    return [failureDiag(`Cannot remove the ${role} binding of key ${keyId}`, err)];
+  }
+  return [];
+}
+
+async function readIamBinding(current: IamBindingState, ctx: ConfiguredContext): Promise<Result<IamBindingState | null>> {
+  const { symmetric_key_id: keyId, role } = current;
+  if (keyId === null || role === null) return ok(null);
   try {
     const members = membersOfRole(await ctx.client.listKeyAccessBindings(keyId), role);
     // A role with no holders stays in state with no members: the next plan adds them back.
-    return { state: { ...current, id: bindingId(keyId, role), members }, diagnostics: [] };
+    return ok({ ...current, id: bindingId(keyId, role), members });
   } catch (err) {
     // The key was deleted outside Terraform: the binding went with it.
-    if (isNotFound(err)) return { state: null, diagnostics: [] };
-    return { state: current, diagnostics: [failureDiag(`Cannot read the bindings of key ${keyId}`, err)] };
+    if (isNotFound(err)) return ok(null);
+    return withDiags(current, failureDiag(`Cannot read the bindings of key ${keyId}`, err));
   }
 }
 
 /** ImportResourceState: `"<symmetric_key_id>,<role>"`; ReadResource fills in the members. */
-export function importIamBinding(id: string): StateResult {
+export function importIamBinding(id: string): Result<IamBindingState | null> {
   const parsed = parseImportId(IAM_BINDING_TYPE, id, ['symmetric_key_id', 'role']);
-  if ('diagnostic' in parsed) return { state: null, diagnostics: [parsed.diagnostic] };
+  if ('diagnostic' in parsed) return withDiags(null, parsed.diagnostic);
   const { symmetric_key_id: keyId = '', role = '' } = parsed.parts;
-  return { state: { id: bindingId(keyId, role), symmetric_key_id: keyId, role, members: null }, diagnostics: [] };
+  return ok({ id: bindingId(keyId, role), symmetric_key_id: keyId, role, members: null });
 }
 
-/** The resource as the RPC layer sees it. */
-export const iamBindingResource: ManagedResource = {
+/** The resource: members change in place; a different key or role is a replacement. */
+export const iamBindingResource = defineResource<IamBindingState, IamBindingConfig>({
   typeName: IAM_BINDING_TYPE,
+  requiresReplace: FORCE_NEW,
+  identity: ['symmetric_key_id', 'role'],
   validate: validateIamBindingConfig,
-  plan: planIamBinding,
-  apply: applyIamBinding,
+  modifyPlan: modifyIamBindingPlan,
+  create: ({ planned }, ctx) => setBinding(planned, null, ctx),
+  update: async ({ prior, planned }, ctx) => {
+    const result = await setBinding(planned, prior, ctx);
+    return { value: result.value ?? prior, diagnostics: result.diagnostics };
+  },
   read: readIamBinding,
+  delete: removeBinding,
   importState: importIamBinding,
-};
+});
+
+/** PlanResourceChange of this resource. */
+export function planIamBinding(request: PlanRequest): PlanResult {
+  return planResource(resourceTypeOf(iamBindingResource), request, { client: undefined, folderId: undefined });
+}

@@ -2,7 +2,8 @@
 // Terraform"), and small HCL builders.
 import { afterAll, beforeAll } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { startDaemon } from '../support/daemon.js';
 import type { Cli } from '../support/cli.js';
 import { Workspace } from '../support/cli.js';
@@ -66,6 +67,24 @@ export class KmsRest {
 
   async deleteKey(id: string): Promise<void> {
     await this.ok('DELETE', `/kms/v1/keys/${id}`);
+  }
+
+  /** `:encrypt` of UTF-8 text; returns the base64 ciphertext. */
+  async encrypt(keyId: string, plaintext: string, aad?: string): Promise<string> {
+    const json = (await this.ok('POST', `/kms/v1/keys/${keyId}:encrypt`, {
+      plaintext: Buffer.from(plaintext).toString('base64'),
+      ...(aad === undefined ? {} : { aadContext: Buffer.from(aad).toString('base64') }),
+    })) as { ciphertext: string };
+    return json.ciphertext;
+  }
+
+  /** `:decrypt` of a base64 ciphertext; returns the plaintext bytes. */
+  async decrypt(keyId: string, ciphertext: string, aad?: string): Promise<Buffer> {
+    const json = (await this.ok('POST', `/kms/v1/keys/${keyId}:decrypt`, {
+      ciphertext,
+      ...(aad === undefined ? {} : { aadContext: Buffer.from(aad).toString('base64') }),
+    })) as { plaintext: string };
+    return Buffer.from(json.plaintext, 'base64');
   }
 
   async listKeys(folderId: string): Promise<RestKey[]> {
@@ -173,6 +192,15 @@ export function keyResource(name: string, attributes: Record<string, HclValue | 
     .filter((entry): entry is [string, HclValue] => entry[1] !== undefined)
     .map(([attr, value]) => `  ${attr} = ${hclValue(value)}`);
   return `resource "kms_symmetric_key" ${JSON.stringify(name)} {\n${lines.join('\n')}\n}\n`;
+}
+
+/** The raw files a run leaves that could hold values: the state file and its backup. */
+export function stateFiles(ws: Workspace): string {
+  return ['terraform.tfstate', 'terraform.tfstate.backup']
+    .map((f) => join(ws.dir, f))
+    .filter((f) => existsSync(f))
+    .map((f) => readFileSync(f, 'utf8'))
+    .join('\n');
 }
 
 /** A full main.tf: provider plus the given blocks. */

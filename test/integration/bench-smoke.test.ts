@@ -26,7 +26,7 @@ describe('npm run bench --quick', () => {
   it('writes results.json and a results.md table for every section', async () => {
     const out = tempDir('kms-bench-smoke-');
     try {
-      const run = await runBench(['--quick', '--out', out, '--sizes', '256', '--clis', 'terraform', '--provider-counts', '1', '--no-build-local-kms']);
+      const run = await runBench(['--quick', '--out', out, '--sizes', '256', '--clis', 'terraform@1.11.4', '--provider-counts', '1', '--no-build-local-kms']);
       expect({ code: run.code, stderr: run.code === 0 ? '' : run.stderr }).toEqual({ code: 0, stderr: '' });
 
       const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
@@ -40,6 +40,11 @@ describe('npm run bench --quick', () => {
       if (!results.dataplane.localKms.available) expect(results.dataplane.localKms.detail).toMatch(/local-kms/);
       expect(results.controlplane.steps.length).toBeGreaterThan(0);
       expect(results.provider.handshakeMs.runs).toBe(1);
+      expect(results.provider.handshake.node.runs).toBe(1);
+      expect(results.provider.handshake.kmsWithExtraCa.runs).toBe(1);
+      // CI builds the Go peer (.ci/install-go-tools.sh peer); elsewhere the results say why it is missing.
+      if (results.provider.peer.available) expect(results.provider.cases[0].peerSeconds.runs).toBe(1);
+      else expect(results.provider.peer.detail).toMatch(/peer/);
       expect(results.keystore.map((c: any) => c.algorithm)).toEqual(expect.arrayContaining(['AES_256', 'AES_256_HSM']));
 
       const markdown = readFileSync(join(out, 'results.md'), 'utf8');

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, credentials, Metadata, type ChannelCredentials } from '@grpc/grpc-js';
-import { decodeMessage, encodeMessage, protocolRoot, type ProtoMessage } from '../../provider/protocol/definitions.js';
+import { decodeMessage, encodeMessage, methodTypes, type ProtoMessage } from '../../provider/protocol/definitions.js';
 import { MAGIC_COOKIE_VALUE } from '../../provider/protocol/handshake.js';
 import { generateServerCertificate } from '../../provider/protocol/tls.js';
 
@@ -52,10 +52,7 @@ function pemOf(derBase64NoPad: string): string {
 }
 
 function call(client: Client, service: string, method: string, request: ProtoMessage): Promise<ProtoMessage> {
-  const svc = protocolRoot().lookupService(service);
-  const m = svc.methods[method]!;
-  const reqType = m.resolvedRequestType!;
-  const resType = m.resolvedResponseType!;
+  const { request: reqType, response: resType } = methodTypes(service, method);
   return new Promise((resolveCall, reject) => {
     client.makeUnaryRequest(
       `/${service}/${method}`,
@@ -106,9 +103,17 @@ describe('provider plugin process', () => {
       'kms_symmetric_key_iam_member',
     ]);
     expect(Object.keys(schema.data_source_schemas)).toEqual(['kms_symmetric_key']);
+    expect(Object.keys((schema as unknown as { ephemeral_resource_schemas: object }).ephemeral_resource_schemas).sort()).toEqual(['kms_data_key', 'kms_secret_plaintext']);
+
+    const identities = (await call(client, 'tfplugin6.Provider', 'GetResourceIdentitySchemas', {})) as {
+      identity_schemas: Record<string, { identity_attributes: { name: string; required_for_import: boolean }[] }>;
+    };
+    expect(identities.identity_schemas['kms_symmetric_key']?.identity_attributes).toEqual([
+      expect.objectContaining({ name: 'id', required_for_import: true }),
+    ]);
 
     // An RPC the provider does not implement is UNIMPLEMENTED, not a crash.
-    await expect(call(client, 'tfplugin6.Provider', 'GetResourceIdentitySchemas', {})).rejects.toMatchObject({ code: 12 });
+    await expect(call(client, 'tfplugin6.Provider', 'CallFunction', {})).rejects.toMatchObject({ code: 12 });
 
     await expect(call(client, 'plugin.GRPCController', 'Shutdown', {})).resolves.toEqual({});
     client.close();

@@ -1,9 +1,10 @@
 // The real Terraform/OpenTofu CLIs for the end-to-end tests: finding them, installing the
 // plugin into a filesystem mirror they read, and running them in a temporary working directory.
-import { describe, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
+  appendFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -17,25 +18,67 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 
-export { REPO_ROOT, availableClis, missingRequiredClis, type Cli } from './clis.js';
-import { REPO_ROOT, availableClis, missingRequiredClis, type Cli } from './clis.js';
+export { REPO_ROOT, availableClis, missingRequiredClis, type Cli, type CliFeature } from './clis.js';
+import { FEATURE_NEEDS, REPO_ROOT, availableClis, missingRequiredClis, type Cli, type CliFeature } from './clis.js';
 
 /**
- * `describe.each` over the available CLIs. With none (or a required one missing) the suite
- * gets one failing test instead of silently running nothing.
+ * Says, once per suite and CLI, that a version-gated suite is not registered for a CLI and why.
+ * Not a jest skip (CI fails on those): the suite simply has no tests for that CLI. The line goes
+ * to stderr and, when $KMS_E2E_NOT_RUN_LOG names a file, into it (CI prints it at the end).
  */
-export function describeEachCli(title: string, body: (cli: Cli) => void): void {
-  const clis = availableClis();
+function reportNotRun(title: string, cli: Cli, reason: string): void {
+  const line = `e2e: "${title}" does not run on ${cli.name} ${cli.version}: ${reason}\n`;
+  process.stderr.write(line);
+  const file = process.env.KMS_E2E_NOT_RUN_LOG;
+  if (file) appendFileSync(file, line);
+}
+
+/** Options of {@link describeEachCli}. */
+export interface EachCliOptions {
+  /** Run only on CLIs that have these features (the others are reported, not skipped). */
+  requires?: CliFeature | CliFeature[];
+  /** Run only on CLIs that lack this feature: scenarios of what an older CLI's user gets. */
+  lacks?: CliFeature;
+}
+
+/**
+ * `describe.each` over the available CLIs (every version of the matrix). With none (or a
+ * required one missing) the suite gets one failing test instead of silently running nothing.
+ */
+export function describeEachCli(title: string, body: (cli: Cli) => void, options: EachCliOptions = {}): void {
+  const all = availableClis();
+  const requires = options.requires === undefined ? [] : Array.isArray(options.requires) ? options.requires : [options.requires];
+  const clis = all.filter((cli) => {
+    const missingFeature = requires.find((f) => !cli.features[f]);
+    if (missingFeature) {
+      reportNotRun(title, cli, FEATURE_NEEDS[missingFeature]);
+      return false;
+    }
+    if (options.lacks && cli.features[options.lacks]) {
+      reportNotRun(title, cli, `it shows what CLIs without this feature do, and this one has it (${FEATURE_NEEDS[options.lacks]})`);
+      return false;
+    }
+    return true;
+  });
   const missing = missingRequiredClis();
-  if (clis.length === 0 || missing.length > 0) {
+  if (all.length === 0 || missing.length > 0) {
     describe(title, () => {
       it('has a Terraform or OpenTofu CLI to run against', () => {
         throw new Error(
-          clis.length === 0
-            ? 'no terraform or tofu CLI found: put terraform on PATH, or build tofu with .ci/install-tofu.sh ' +
+          all.length === 0
+            ? 'no terraform or tofu CLI found: put terraform on PATH, or build the CLIs with .ci/install-go-tools.sh tofu|terraform VERSION ' +
                 '(or set KMS_TOFU_BIN / KMS_TERRAFORM_BIN)'
             : `required CLI(s) not found: ${missing.join(', ')} (KMS_E2E_REQUIRE_CLIS)`,
         );
+      });
+    });
+    return;
+  }
+  if (clis.length === 0) {
+    // A test file must hold a test: this one checks that every CLI was reported as not applicable.
+    describe(title, () => {
+      it('applies to none of the available CLIs (each reported above with the reason)', () => {
+        expect(all.every((cli) => requires.some((f) => !cli.features[f]) || (options.lacks !== undefined && cli.features[options.lacks]))).toBe(true);
       });
     });
     return;
@@ -52,7 +95,7 @@ function pluginInputs(): string[] {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const path = join(dir, entry.name);
       if (entry.isDirectory()) walk(path);
-      else if (!path.includes(`${join('provider', 'gen')}`)) files.push(path);
+      else if (!path.includes(join('provider', 'gen'))) files.push(path);
     }
   };
   walk(join(REPO_ROOT, 'provider'));
@@ -240,16 +283,17 @@ export class Workspace {
   }
 
   /** `plan -detailed-exitcode`: 0 = no changes, 2 = changes (errors throw unless expected). */
-  async planExitCode(extra: string[] = []): Promise<number> {
-    return (await this.run(['plan', '-no-color', '-input=false', '-detailed-exitcode', ...extra], { expect: [0, 2] })).code;
+  async planExitCode(extra: string[] = [], options: RunOptions = {}): Promise<number> {
+    return (await this.run(['plan', '-no-color', '-input=false', '-detailed-exitcode', ...extra], { ...options, expect: [0, 2] })).code;
   }
 
   /** Saves a plan and returns its exit code and `show -json` document. */
-  async savedPlan(extra: string[] = []): Promise<{ code: number; plan: PlanJson; output: string }> {
+  async savedPlan(extra: string[] = [], options: RunOptions = {}): Promise<{ code: number; plan: PlanJson; output: string }> {
     const run = await this.run(['plan', '-no-color', '-input=false', '-detailed-exitcode', '-out=tfplan', ...extra], {
+      ...options,
       expect: [0, 2],
     });
-    const shown = await this.run(['show', '-no-color', '-json', 'tfplan']);
+    const shown = await this.run(['show', '-no-color', '-json', 'tfplan'], options);
     return { code: run.code, plan: JSON.parse(shown.stdout) as PlanJson, output: run.stdout };
   }
 

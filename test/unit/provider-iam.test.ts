@@ -6,11 +6,11 @@ import { membersOfRole, parseImportId, roleDeltas } from '../../provider/resourc
 import { importIamBinding, planIamBinding, validateIamBindingConfig } from '../../provider/resources/symmetric_key_iam_binding.js';
 import { importIamMember, planIamMember, validateIamMemberConfig } from '../../provider/resources/symmetric_key_iam_member.js';
 
-function binding(values: Partial<TfObject> = {}): TfObject {
+function binding(values: Partial<TfObject> = {}): any {
   return { id: null, symmetric_key_id: 'k1', role: 'kms.viewer', members: ['serviceAccount:sa1'], ...values };
 }
 
-function member(values: Partial<TfObject> = {}): TfObject {
+function member(values: Partial<TfObject> = {}): any {
   return { id: null, symmetric_key_id: 'k1', role: 'kms.viewer', member: 'serviceAccount:sa1', ...values };
 }
 
@@ -111,7 +111,7 @@ describe('import ids', () => {
     ['with spaces around the parts', ' abc , kms.viewer ', { id: 'abc/kms.viewer', symmetric_key_id: 'abc', role: 'kms.viewer', members: null }],
     ['space-separated (older Yandex form)', 'abc kms.viewer', { id: 'abc/kms.viewer', symmetric_key_id: 'abc', role: 'kms.viewer', members: null }],
   ])('binding: accepts %s', (_name, id, state) => {
-    expect(importIamBinding(id)).toEqual({ state, diagnostics: [] });
+    expect(importIamBinding(id)).toEqual({ value: state, diagnostics: [] });
   });
 
   it.each<[string, string, string]>([
@@ -121,14 +121,14 @@ describe('import ids', () => {
     ['an unknown role', 'abc,kms.owner', 'Unknown role "kms.owner"'],
   ])('binding: refuses %s', (_name, id, detail) => {
     const res = importIamBinding(id);
-    expect(res.state).toBeNull();
+    expect(res.value).toBeNull();
     expect(res.diagnostics.map((d) => d.summary)).toEqual(['Invalid import id']);
     expect(res.diagnostics[0]?.detail).toContain(detail);
   });
 
   it('member: accepts "<key>,<role>,<member>" and refuses other shapes', () => {
     expect(importIamMember('abc,kms.viewer,userAccount:alice')).toEqual({
-      state: { id: 'abc/kms.viewer/userAccount:alice', symmetric_key_id: 'abc', role: 'kms.viewer', member: 'userAccount:alice' },
+      value: { id: 'abc/kms.viewer/userAccount:alice', symmetric_key_id: 'abc', role: 'kms.viewer', member: 'userAccount:alice' },
       diagnostics: [],
     });
     expect(importIamMember('abc,kms.viewer').diagnostics[0]?.detail).toContain('"<symmetric_key_id>,<role>,<member>"');

@@ -5,14 +5,14 @@ import { formatPath } from '../../provider/diagnostics.js';
 import { keyToDataState, validateSymmetricKeyDataConfig } from '../../provider/resources/data_source_symmetric_key.js';
 import { ciphertextId, planSecretCiphertext, validateSecretCiphertextConfig } from '../../provider/resources/secret_ciphertext.js';
 
-function secret(values: Partial<TfObject> = {}): TfObject {
-  return { id: null, key_id: 'k1', aad_context: null, plaintext: 'hunter2', ciphertext: null, ...values };
+function secret(values: Partial<TfObject> = {}): any {
+  return { id: null, key_id: 'k1', aad_context: null, plaintext: 'hunter2', ciphertext: null, plaintext_wo: null, plaintext_wo_version: null, ...values };
 }
 
 const PRIOR = secret({ id: 'k1/v1/0123456789abcdef', ciphertext: 'AAAA' });
 
 /** What core proposes: config with the prior's computed values. */
-function proposedFrom(cfg: TfObject): TfObject {
+function proposedFrom(cfg: TfObject): any {
   return { ...cfg, id: PRIOR['id'] ?? null, ciphertext: PRIOR['ciphertext'] ?? null };
 }
 
@@ -73,7 +73,7 @@ describe('kms_secret_ciphertext plan', () => {
 });
 
 describe('kms_symmetric_key data source', () => {
-  const cfg = (values: Partial<TfObject>): TfObject => ({ symmetric_key_id: null, name: null, folder_id: null, ...values });
+  const cfg = (values: Partial<TfObject>): any => ({ symmetric_key_id: null, name: null, folder_id: null, ...values });
 
   it.each<[string, Partial<TfObject>, string[]]>([
     ['neither selector', {}, ['Missing key selector']],
@@ -116,5 +116,34 @@ describe('kms_symmetric_key data source', () => {
       rotated_at: null,
       primary_version_id: 'v1',
     });
+  });
+});
+
+describe('kms_secret_ciphertext write-only plaintext_wo', () => {
+  const WO = { writeOnlyAttributesAllowed: true, deferralAllowed: false };
+  const wo = (values: Partial<TfObject> = {}) => secret({ plaintext: null, plaintext_wo: 'w0', plaintext_wo_version: 1, ...values });
+
+  it.each<[string, Partial<TfObject>, boolean, string[]]>([
+    ['plaintext_wo on a CLI with write-only attributes', {}, true, []],
+    ['plaintext_wo on an older CLI', {}, false, ['Write-only attribute not supported:plaintext_wo']],
+    ['both plaintext and plaintext_wo', { plaintext: 'p' }, true, ['Conflicting plaintext sources:plaintext_wo']],
+    ['neither', { plaintext_wo: null }, true, ['Missing plaintext:plaintext', 'plaintext_wo_version without plaintext_wo:plaintext_wo_version']],
+    ['an unknown plaintext_wo', { plaintext_wo: UNKNOWN }, true, []],
+  ])('validate: %s', (_name, values, capable, expected) => {
+    const diags = validateSecretCiphertextConfig(wo(values), capable ? WO : undefined);
+    expect(diags.map((d) => `${d.summary}:${formatPath(d.path ?? [])}`)).toEqual(expected);
+    expect(JSON.stringify(diags)).not.toContain('w0');
+  });
+
+  it('plans null for plaintext_wo and replaces on a new plaintext_wo_version only', () => {
+    const created = planSecretCiphertext({ prior: null, proposed: wo(), config: wo() });
+    expect(created.planned?.['plaintext_wo']).toBeNull();
+    expect(isUnknown(created.planned?.['ciphertext'])).toBe(true);
+    const prior = { ...wo(), plaintext_wo: null, id: 'k1/v1/x', ciphertext: 'AAAA' };
+    const sameVersion = planSecretCiphertext({ prior, proposed: { ...wo({ plaintext_wo: 'changed' }), id: 'k1/v1/x', ciphertext: 'AAAA' }, config: wo({ plaintext_wo: 'changed' }) });
+    expect(sameVersion).toEqual({ planned: prior, requiresReplace: [], diagnostics: [] });
+    const bumped = planSecretCiphertext({ prior, proposed: { ...wo({ plaintext_wo_version: 2 }), id: 'k1/v1/x', ciphertext: 'AAAA' }, config: wo({ plaintext_wo_version: 2 }) });
+    expect(bumped.requiresReplace.map(formatPath)).toEqual(['plaintext_wo_version']);
+    expect(bumped.planned?.['plaintext_wo']).toBeNull();
   });
 });

@@ -2,11 +2,11 @@ import { describe, expect, it } from '@jest/globals';
 import type { SymmetricKey } from '../../provider/client/kms-client.js';
 import { isUnknown, UNKNOWN, type TfObject } from '../../provider/codec/values.js';
 import { formatPath } from '../../provider/diagnostics.js';
-import type { ProviderContext } from '../../provider/resources/resource.js';
+import type { ProviderContext } from '../../provider/framework/context.js';
 import { keyToState, planSymmetricKey, updateFields, validateSymmetricKeyConfig } from '../../provider/resources/symmetric_key.js';
 
 /** A config/state object with every attribute of the schema (null unless given). */
-function obj(values: Partial<TfObject> = {}): TfObject {
+function obj(values: Partial<TfObject> = {}): any {
   return {
     id: null,
     folder_id: null,
@@ -42,7 +42,7 @@ const PRIOR = obj({
 const CTX: ProviderContext = { client: undefined, folderId: 'provider-folder' };
 
 /** What core proposes: config for non-computed, prior for computed attributes left null. */
-function proposed(prior: TfObject | null, config: TfObject): TfObject {
+function proposed(prior: TfObject | null, config: TfObject): any {
   const out: TfObject = { ...config };
   for (const name of ['id', 'created_at', 'rotated_at', 'primary_version_id']) out[name] = prior?.[name] ?? null;
   for (const name of ['folder_id', 'default_algorithm', 'deletion_protection', 'status']) {

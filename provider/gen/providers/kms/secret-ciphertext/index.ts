@@ -22,11 +22,23 @@ export interface SecretCiphertextConfig extends cdktf.TerraformMetaArguments {
   */
   readonly keyId: string;
   /**
-  * Text to encrypt (UTF-8, at most 32768 bytes). Stored in the Terraform state like every sensitive value. Changing it creates a new ciphertext.
+  * Text to encrypt (UTF-8, at most 32768 bytes). Stored in the Terraform state (as a sensitive value). Prefer `plaintext_wo` on Terraform >= 1.11 and OpenTofu >= 1.11: it never reaches the state or the plan. Exactly one of `plaintext` and `plaintext_wo` must be set. Changing it creates a new ciphertext.
   *
   * Docs at Terraform Registry: {@link https://terraform.local/providers/local/kms/latest/docs/resources/secret_ciphertext#plaintext SecretCiphertext#plaintext}
   */
-  readonly plaintext: string;
+  readonly plaintext?: string;
+  /**
+  * Write-only text to encrypt (UTF-8, at most 32768 bytes): sent to the daemon at create and never stored in the state or the plan. Needs Terraform >= 1.11 or OpenTofu >= 1.11 (older CLIs are refused at validate; use `plaintext` there). Accepts ephemeral values. Terraform cannot see changes of a write-only value: change `plaintext_wo_version` to encrypt a new value.
+  *
+  * Docs at Terraform Registry: {@link https://terraform.local/providers/local/kms/latest/docs/resources/secret_ciphertext#plaintext_wo SecretCiphertext#plaintext_wo}
+  */
+  readonly plaintextWo?: string;
+  /**
+  * Version of `plaintext_wo`, stored in the state. Changing it creates a new ciphertext from the current `plaintext_wo`; set it whenever you use `plaintext_wo`.
+  *
+  * Docs at Terraform Registry: {@link https://terraform.local/providers/local/kms/latest/docs/resources/secret_ciphertext#plaintext_wo_version SecretCiphertext#plaintext_wo_version}
+  */
+  readonly plaintextWoVersion?: number;
 }
 
 /**
@@ -81,6 +93,8 @@ export class SecretCiphertext extends cdktf.TerraformResource {
     this._aadContext = config.aadContext;
     this._keyId = config.keyId;
     this._plaintext = config.plaintext;
+    this._plaintextWo = config.plaintextWo;
+    this._plaintextWoVersion = config.plaintextWoVersion;
   }
 
   // ==========
@@ -126,7 +140,7 @@ export class SecretCiphertext extends cdktf.TerraformResource {
     return this._keyId;
   }
 
-  // plaintext - computed: false, optional: false, required: true
+  // plaintext - computed: false, optional: true, required: false
   private _plaintext?: string; 
   public get plaintext() {
     return this.getStringAttribute('plaintext');
@@ -134,9 +148,44 @@ export class SecretCiphertext extends cdktf.TerraformResource {
   public set plaintext(value: string) {
     this._plaintext = value;
   }
+  public resetPlaintext() {
+    this._plaintext = undefined;
+  }
   // Temporarily expose input value. Use with caution.
   public get plaintextInput() {
     return this._plaintext;
+  }
+
+  // plaintext_wo - computed: false, optional: true, required: false
+  private _plaintextWo?: string; 
+  public get plaintextWo() {
+    return this.getStringAttribute('plaintext_wo');
+  }
+  public set plaintextWo(value: string) {
+    this._plaintextWo = value;
+  }
+  public resetPlaintextWo() {
+    this._plaintextWo = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get plaintextWoInput() {
+    return this._plaintextWo;
+  }
+
+  // plaintext_wo_version - computed: false, optional: true, required: false
+  private _plaintextWoVersion?: number; 
+  public get plaintextWoVersion() {
+    return this.getNumberAttribute('plaintext_wo_version');
+  }
+  public set plaintextWoVersion(value: number) {
+    this._plaintextWoVersion = value;
+  }
+  public resetPlaintextWoVersion() {
+    this._plaintextWoVersion = undefined;
+  }
+  // Temporarily expose input value. Use with caution.
+  public get plaintextWoVersionInput() {
+    return this._plaintextWoVersion;
   }
 
   // =========
@@ -148,6 +197,8 @@ export class SecretCiphertext extends cdktf.TerraformResource {
       aad_context: cdktf.stringToTerraform(this._aadContext),
       key_id: cdktf.stringToTerraform(this._keyId),
       plaintext: cdktf.stringToTerraform(this._plaintext),
+      plaintext_wo: cdktf.stringToTerraform(this._plaintextWo),
+      plaintext_wo_version: cdktf.numberToTerraform(this._plaintextWoVersion),
     };
   }
 
@@ -170,6 +221,18 @@ export class SecretCiphertext extends cdktf.TerraformResource {
         isBlock: false,
         type: "simple",
         storageClassType: "string",
+      },
+      plaintext_wo: {
+        value: cdktf.stringToHclTerraform(this._plaintextWo),
+        isBlock: false,
+        type: "simple",
+        storageClassType: "string",
+      },
+      plaintext_wo_version: {
+        value: cdktf.numberToHclTerraform(this._plaintextWoVersion),
+        isBlock: false,
+        type: "simple",
+        storageClassType: "number",
       },
     };
 

@@ -1,0 +1,6 @@
+import {
+  to = kms_symmetric_key.secrets
+  identity = {
+    id = "abj5rje5m43i0hsk53gl"
+  }
+}

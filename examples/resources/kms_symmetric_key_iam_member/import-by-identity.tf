@@ -1,0 +1,8 @@
+import {
+  to = kms_symmetric_key_iam_member.viewer
+  identity = {
+    symmetric_key_id = "abj5rje5m43i0hsk53gl"
+    role             = "kms.viewer"
+    member           = "serviceAccount:billing"
+  }
+}
