@@ -5,7 +5,7 @@
  *   node dist/bench/run.js [--quick] [--only dataplane,controlplane,provider,keystore] [--out DIR]
  *                          [--runs N] [--clis terraform,tofu] [--max-minutes M] [--no-pin]
  *                          [--dataplane-seconds S] [--connections C] [--sizes 256,4096] [--targets kmsd,node:http,local-kms]
- *                          [--provider-counts 10,100,500] [--provider-big-runs N] [--no-build-local-kms]
+ *                          [--provider-counts 10,100,500] [--provider-big-runs N] [--no-build-local-kms] [--build-vault]
  *                          [--profile DIR]   (kmsd of the data plane writes a V8 CPU profile there)
  *
  * --quick scales everything down to seconds (the smoke test uses it); the results say so.
@@ -61,6 +61,7 @@ export async function runBench(argv: string[]): Promise<BenchResults> {
       'provider-counts': { type: 'string' },
       'provider-big-runs': { type: 'string' },
       'no-build-local-kms': { type: 'boolean', default: false },
+      'build-vault': { type: 'boolean', default: false },
       profile: { type: 'string' },
     },
   });
@@ -111,6 +112,7 @@ export async function runBench(argv: string[]): Promise<BenchResults> {
       runs,
       sizes: values.sizes ? numbers(values.sizes) : [256, 4096],
       buildLocalKms: !quick && !values['no-build-local-kms'],
+      buildVault: values['build-vault'],
       pin: !values['no-pin'] && pinning.available,
       ...(values.profile ? { profileDir: resolve(values.profile) } : {}),
       ...(values.targets ? { targets: list(values.targets)! } : {}),
