@@ -2,8 +2,10 @@
  * Data plane over HTTP: encrypt and decrypt of 256 B and 4 KiB at a fixed number of connections
  * with autocannon, against kmsd (an AES_256 key, wrapped, and an AES_256_HSM key), a bare
  * node:http server doing the same AES-GCM call (bench/raw-server.ts, the ceiling for this
- * runtime) and local-kms (the Go AWS KMS emulator). Each server runs alone, pinned to CPU 0 while
- * this process (the load) is pinned to CPU 1, when taskset and two cores are there.
+ * runtime), local-kms (the Go AWS KMS emulator) when it can be built, and HashiCorp Vault's transit
+ * engine without and with a file audit device (bench/vault.ts) when its binary is cached or
+ * --build-vault is given. Each server runs alone, pinned to CPU 0 while this process (the load) is
+ * pinned to CPU 1, when taskset and two cores are there.
  *
  * Per target, operation and size: `runs` peak runs (ops/s, p50 and p99 latency at peak), then
  * `runs` runs at a fixed rate of half the median peak (autocannon overallRate) for p99 there.
@@ -21,6 +23,7 @@ import { ensureLocalKms, startLocalKms, trent, type LocalKmsBinary } from './loc
 import { REPO_ROOT } from './paths.js';
 import { figure, type Figure } from './stats.js';
 import { pinProcess } from './system.js';
+import { ensureVault, startVault, VAULT_AUDIT_TARGET, VAULT_KEY, VAULT_TARGET, type VaultBinary } from './vault.js';
 
 export type Operation = 'encrypt' | 'decrypt';
 
@@ -34,6 +37,8 @@ export interface DataPlaneOptions {
   sizes: number[];
   /** Try `go install` for local-kms when it is not in the tools cache. */
   buildLocalKms: boolean;
+  /** Run .ci/install-vault.sh (16–20 min cold) when Vault is not in the tools cache. */
+  buildVault: boolean;
   /** Pin servers to CPU 0 and the load to CPU 1. */
   pin: boolean;
   /** Write a V8 CPU profile of each kmsd into this directory (--cpu-prof). */
@@ -64,6 +69,8 @@ export interface DataPlaneResult {
   rateSeconds: number;
   pinned: boolean;
   localKms: { available: boolean; detail: string };
+  /** HashiCorp Vault transit (targets "vault transit" and "vault transit + file audit"). */
+  vault?: { available: boolean; detail: string };
   cases: DataPlaneCase[];
   /** Targets that could not be run, with the reason. */
   skipped: Record<string, string>;
@@ -175,6 +182,31 @@ async function localKmsTarget(binary: LocalKmsBinary & { available: true }, opti
   };
 }
 
+async function vaultTarget(binary: VaultBinary & { available: true }, audit: boolean, options: DataPlaneOptions): Promise<Target> {
+  const dir = tempDir('kms-bench-vault-');
+  try {
+    const server = await startVault({ bin: binary.bin, dir, audit, ...(options.pin ? { cpus: '0' } : {}) });
+    const headers = { ...json, 'x-vault-token': server.token };
+    const encrypt = { url: `${server.url}/v1/transit/encrypt/${VAULT_KEY}`, headers };
+    return {
+      name: audit ? VAULT_AUDIT_TARGET : VAULT_TARGET,
+      async request(operation, size) {
+        const plaintext = randomBytes(size).toString('base64');
+        if (operation === 'encrypt') return { ...encrypt, body: JSON.stringify({ plaintext }) };
+        const { data } = (await postJson(encrypt, { plaintext })) as { data: { ciphertext: string } };
+        return { url: `${server.url}/v1/transit/decrypt/${VAULT_KEY}`, headers, body: JSON.stringify({ ciphertext: data.ciphertext }) };
+      },
+      stop: async () => {
+        await server.stop();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
 interface LoadRun {
   opsPerSecond: number;
   p50Ms: number;
@@ -252,6 +284,12 @@ export async function benchDataPlane(options: DataPlaneOptions): Promise<DataPla
     ? { available: true, detail: `${binary.bin}${binary.built ? ' (built in this run)' : ''}` }
     : { available: false, detail: binary.error };
   if (!binary.available) skipped['local-kms'] = binary.error;
+  const vaultWanted = [VAULT_TARGET, VAULT_AUDIT_TARGET].filter(wanted);
+  const vaultBinary: VaultBinary = vaultWanted.length > 0 ? await ensureVault(options.buildVault) : { available: false, error: 'not selected' };
+  const vault = vaultBinary.available
+    ? { available: true, detail: `${vaultBinary.version}${vaultBinary.built ? ' (built in this run)' : ''}` }
+    : { available: false, detail: vaultBinary.error };
+  if (!vaultBinary.available) for (const name of vaultWanted) skipped[name] = vaultBinary.error;
   // The load generator is this process: keep it off the servers' core for the data plane only
   // (CLI runs and daemons spawned later must not inherit a one-core affinity).
   const pinned = options.pin && pinProcess(process.pid, '1');
@@ -274,8 +312,18 @@ export async function benchDataPlane(options: DataPlaneOptions): Promise<DataPla
         localKms.detail = (error as Error).message;
       }
     }
+    if (vaultBinary.available) {
+      for (const name of vaultWanted) {
+        try {
+          await benchTarget(await vaultTarget(vaultBinary, name === VAULT_AUDIT_TARGET, { ...options, pin: pinned }), options, cases);
+        } catch (error) {
+          skipped[name] = (error as Error).message;
+          vault.detail = `${vault.detail}; ${name} failed: ${(error as Error).message.split('\n')[0]}`;
+        }
+      }
+    }
   } finally {
     if (pinned) pinProcess(process.pid, `0-${availableParallelism() - 1}`);
   }
-  return { connections: options.connections, seconds: options.seconds, rateSeconds: options.rateSeconds, pinned, localKms, cases, skipped };
+  return { connections: options.connections, seconds: options.seconds, rateSeconds: options.rateSeconds, pinned, localKms, vault, cases, skipped };
 }

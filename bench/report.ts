@@ -5,6 +5,7 @@ import type { KeystoreCase } from './keystore.js';
 import type { ProviderResult } from './provider.js';
 import { ratio, type Figure } from './stats.js';
 import type { MachineInfo } from './system.js';
+import { VAULT_AUDIT_TARGET, VAULT_TARGET } from './vault.js';
 
 export interface BenchResults {
   schemaVersion: 1;
@@ -74,8 +75,51 @@ function dataPlaneSection(dp: DataPlaneResult): string {
     '',
     `local-kms: ${dp.localKms.available ? `used, ${dp.localKms.detail}` : `**not available** — \`${dp.localKms.detail.replace(/\s+/g, ' ').replace(/`/g, "'")}\``}`,
   ];
-  for (const [target, reason] of Object.entries(dp.skipped)) if (target !== 'local-kms') lines.push(`${target}: skipped — ${reason}`);
+  lines.push('', ...vaultLines(dp));
+  const own = new Set(['local-kms', VAULT_TARGET, VAULT_AUDIT_TARGET]);
+  for (const [target, reason] of Object.entries(dp.skipped)) if (!own.has(target)) lines.push(`${target}: skipped — ${reason}`);
   return lines.join('\n');
+}
+
+const oneLine = (text: string) => text.replace(/\s+/g, ' ').replace(/`/g, "'");
+
+/** kmsd's encrypt/decrypt as ratios to Vault transit without and with its file audit device, same run. */
+function vaultLines(dp: DataPlaneResult): string[] {
+  if (!dp.vault) return ['Vault transit: not part of this run (no `vault` entry in the results).'];
+  const skippedBoth = [VAULT_TARGET, VAULT_AUDIT_TARGET].every((t) => dp.skipped[t] !== undefined);
+  if (!dp.vault.available || skippedBoth) {
+    return [
+      `Vault transit: **not available in this run** — \`${oneLine(dp.vault.detail)}\`; no kmsd / Vault ratios.`,
+    ];
+  }
+  const exact = (target: string, c: DataPlaneCase) => dp.cases.find((o) => o.target === target && o.operation === c.operation && o.size === c.size);
+  const rows = dp.cases
+    .filter((c) => c.target.startsWith('kmsd'))
+    .map((c) => {
+      const plain = exact(VAULT_TARGET, c);
+      const audited = exact(VAULT_AUDIT_TARGET, c);
+      return [
+        c.target,
+        c.operation,
+        c.size >= 1024 ? `${c.size / 1024} KiB` : `${c.size} B`,
+        fig(c.peakOpsPerSecond),
+        fig(plain?.peakOpsPerSecond),
+        times(ratio(c.peakOpsPerSecond, plain?.peakOpsPerSecond)),
+        fig(audited?.peakOpsPerSecond),
+        times(ratio(c.peakOpsPerSecond, audited?.peakOpsPerSecond)),
+      ];
+    });
+  const lines = [
+    '### kmsd / Vault transit (same run)',
+    '',
+    `HashiCorp Vault ${dp.vault.detail}, \`vault server -dev\` (in-memory storage, no TLS), transit key of type aes256-gcm96, ` +
+      'POST /v1/transit/encrypt|decrypt/bench with X-Vault-Token; "+ file audit" adds `vault audit enable file` (it appends request and response entries ' +
+      'without fsync, while kmsd waits for the fsync of each audit event). Ratios compare medians of peak ops/s, same connections, sizes and pinning.',
+    '',
+    table(['kmsd target', 'op', 'plaintext', 'kmsd ops/s', 'vault ops/s', 'kmsd / vault', 'vault + audit ops/s', 'kmsd / vault + audit'], rows),
+  ];
+  for (const t of [VAULT_TARGET, VAULT_AUDIT_TARGET]) if (dp.skipped[t] !== undefined) lines.push('', `${t}: **not run** — \`${oneLine(dp.skipped[t])}\``);
+  return lines;
 }
 
 function controlPlaneSection(cp: ControlPlaneResult): string {

@@ -5,7 +5,7 @@
  *   node dist/bench/run.js [--quick] [--only dataplane,controlplane,provider,keystore] [--out DIR]
  *                          [--runs N] [--clis terraform,tofu] [--max-minutes M] [--no-pin]
  *                          [--dataplane-seconds S] [--connections C] [--sizes 256,4096] [--targets kmsd,node:http,local-kms]
- *                          [--provider-counts 10,100,500] [--provider-big-runs N] [--no-build-local-kms] [--no-peer]
+ *                          [--provider-counts 10,100,500] [--provider-big-runs N] [--no-build-local-kms] [--no-peer] [--build-vault]
  *                          (--clis takes names or name@version: terraform@1.5.7,tofu@1.12.6)
  *                          [--profile DIR]   (kmsd of the data plane writes a V8 CPU profile there)
  *
@@ -63,6 +63,7 @@ export async function runBench(argv: string[]): Promise<BenchResults> {
       'provider-big-runs': { type: 'string' },
       'no-build-local-kms': { type: 'boolean', default: false },
       'no-peer': { type: 'boolean', default: false },
+      'build-vault': { type: 'boolean', default: false },
       profile: { type: 'string' },
     },
   });
@@ -113,6 +114,7 @@ export async function runBench(argv: string[]): Promise<BenchResults> {
       runs,
       sizes: values.sizes ? numbers(values.sizes) : [256, 4096],
       buildLocalKms: !quick && !values['no-build-local-kms'],
+      buildVault: values['build-vault'],
       pin: !values['no-pin'] && pinning.available,
       ...(values.profile ? { profileDir: resolve(values.profile) } : {}),
       ...(values.targets ? { targets: list(values.targets)! } : {}),

@@ -10,7 +10,10 @@ const RUN = join(REPO_ROOT, 'dist', 'bench', 'run.js');
 
 function runBench(args: string[]): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolveRun, reject) => {
-    const child = spawn(process.execPath, [RUN, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    // Vault is a bench peer, not part of CI: point the bench at a binary that is never there, so
+    // this test checks the "not available" report whether or not a developer has it cached.
+    const env = { ...process.env, KMS_VAULT_BIN: join(REPO_ROOT, 'bench', 'tmp', 'no-vault-here') };
+    const child = spawn(process.execPath, [RUN, ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     const timer = setTimeout(() => child.kill('SIGKILL'), 240000);
@@ -38,6 +41,7 @@ describe('npm run bench --quick', () => {
       );
       // local-kms is never built in quick mode; without a cached binary the results say why.
       if (!results.dataplane.localKms.available) expect(results.dataplane.localKms.detail).toMatch(/local-kms/);
+      expect(results.dataplane.vault).toMatchObject({ available: false, detail: expect.stringMatching(/not built/) });
       expect(results.controlplane.steps.length).toBeGreaterThan(0);
       expect(results.provider.handshakeMs.runs).toBe(1);
       expect(results.provider.handshake.node.runs).toBe(1);
@@ -53,6 +57,7 @@ describe('npm run bench --quick', () => {
       expect(markdown).toMatch(/CPU pinning: (yes|no) /);
       for (const heading of ['## Data plane over HTTP', '## Control plane growth', '## Provider', '## Keystore (in process)']) expect(markdown).toContain(heading);
       expect(markdown).toMatch(/^\| target \| op \|.*\n\|(---\|)+\n\| kmsd AES_256 \|/m);
+      expect(markdown).toContain('Vault transit: **not available in this run**');
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
