@@ -34,6 +34,15 @@ export interface BenchDaemonOptions {
   timeoutMs?: number;
 }
 
+/** The last 20 lines of a server's log file, for error messages ('' when unreadable). */
+export function logTail(logFile: string): string {
+  try {
+    return readFileSync(logFile, 'utf8').split('\n').slice(-20).join('\n');
+  } catch {
+    return '';
+  }
+}
+
 /** A loopback port that was free a moment ago. */
 export async function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
@@ -89,13 +98,7 @@ export async function startBenchDaemon(options: BenchDaemonOptions): Promise<Ben
   });
   closeSync(log);
   const url = `http://127.0.0.1:${port}`;
-  const tail = () => {
-    try {
-      return readFileSync(logFile, 'utf8').split('\n').slice(-20).join('\n');
-    } catch {
-      return '';
-    }
-  };
+  const tail = () => logTail(logFile);
   try {
     await waitHealthy(`${url}/healthz`, child, options.timeoutMs ?? 120000, tail);
   } catch (error) {

@@ -51,6 +51,14 @@ const LAYERS: [string, (name: string, url: string) => boolean][] = [
   ['native / program', (n, u) => u === '' && (n === '(program)' || n === '')],
 ];
 
+/** utime + stime of a process (all threads), in seconds, from /proc/<pid>/stat. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields 14 and 15 of stat(5), counted from after the command name: state is the 3rd field.
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 export interface LayerTime {
   layer: string;
   usPerCall: number;
@@ -109,7 +117,9 @@ async function main(): Promise<void> {
     body = JSON.stringify({ ciphertext: enc.body.ciphertext });
   }
   await autocannon({ url, method: 'POST', headers, body, connections: Number(values.connections), duration: 3 });
+  const cpuBefore = cpuSeconds(daemon.pid);
   const result = await autocannon({ url, method: 'POST', headers, body, connections: Number(values.connections), duration: Number(values.seconds) });
+  const cpuPerCall = ((cpuSeconds(daemon.pid) - cpuBefore) * 1e6) / (result['2xx'] + result.non2xx);
   await daemon.stop();
   // node names the file CPU.<date>.<time>.<pid>.<tid>.<seq>.cpuprofile: take the daemon's own.
   const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile') && f.split('.')[3] === String(daemon.pid));
@@ -118,7 +128,9 @@ async function main(): Promise<void> {
   // The profile covers the whole process life; count every call it saw (warm-up and setup too).
   const calls = result['2xx'] + result.non2xx + 3 * (result['2xx'] / result.duration);
   console.log(`${values.operation} ${values.size} B ${values.algorithm}: ${(result['2xx'] / result.duration).toFixed(0)} calls/s, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, ${result.non2xx + result.errors} failures`);
-  console.log(`profile ${join(profileDir, file)}; per call (≈ ${calls.toFixed(0)} calls):`);
+  // CPU time the daemon used per call: unlike calls/s, barely moved by other load on the machine.
+  console.log(`daemon CPU per call (user + system, all threads): ${cpuPerCall.toFixed(1)} µs`);
+  console.log(`profile ${join(profileDir, file)}; main thread per call (≈ ${calls.toFixed(0)} calls):`);
   for (const row of layerTimes(profile, calls).slice(0, Number(values.top))) {
     console.log(`${row.usPerCall.toFixed(1).padStart(8)} µs  ${row.percent.toFixed(1).padStart(5)}%  ${row.layer}`);
   }

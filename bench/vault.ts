@@ -11,10 +11,10 @@
  * without fsync, while kmsd makes every call wait for its audit event's fsync.
  */
 import { execFile, spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { freePort, stopChild, waitHealthy } from './kmsd.js';
+import { freePort, logTail, stopChild, waitHealthy } from './kmsd.js';
 import { REPO_ROOT, TOOLS_CACHE } from './paths.js';
 
 export const VAULT_VERSION = 'v1.21.4';
@@ -102,13 +102,7 @@ export async function startVault(options: StartVaultOptions): Promise<VaultServe
   const child = spawn(argv[0]!, argv.slice(1), { cwd: options.dir, env, stdio: ['ignore', log, log] });
   closeSync(log);
   const url = `http://127.0.0.1:${port}`;
-  const tail = () => {
-    try {
-      return readFileSync(logFile, 'utf8').split('\n').slice(-20).join('\n');
-    } catch {
-      return '';
-    }
-  };
+  const tail = () => logTail(logFile);
   try {
     await waitHealthy(`${url}/v1/sys/health`, child, 60000, tail);
     let auditFile: string | undefined;

@@ -409,3 +409,22 @@ export function* readLinesSync(fd: number, chunkSize = 1 << 20): Generator<RawLi
   const rest = splitter.end();
   if (rest !== undefined) yield rest;
 }
+
+/**
+ * Whether a parsed keyed line is an `Audit.IntegrityAlert` that records exactly the gap in seq
+ * before it (the only gap a valid chain may have: see `--audit-accept-loss`).
+ */
+export function isRecordedGap(parsed: ReturnType<typeof parseLine>, last: { seq: number; mac: string }): boolean {
+  if (!parsed.ok) return false;
+  const r = parsed.record;
+  const details = r.details as Record<string, unknown> | undefined;
+  return (
+    r.operation === 'Audit.IntegrityAlert' &&
+    r.subject === 'system:audit' &&
+    typeof r.seq === 'number' &&
+    r.seq > last.seq + 1 &&
+    r.prev === last.mac &&
+    details?.foundSeq === last.seq &&
+    details.anchorSeq === r.seq - 1
+  );
+}

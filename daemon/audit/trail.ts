@@ -42,7 +42,7 @@ import type {
 } from '../domain/ports.js';
 import { fsyncDirectory } from '../store/durable-file.js';
 import { writeFailure } from '../store/write-failure.js';
-import { ChainChecker, GENESIS_PREV, LineSplitter, canonicalEventJson, canonicalJson, lineWithMac, macOf, parseLine, pickAuditFields, type RawLine } from './chain.js';
+import { ChainChecker, GENESIS_PREV, LineSplitter, canonicalEventJson, canonicalJson, isRecordedGap, lineWithMac, macOf, parseLine, pickAuditFields, type RawLine } from './chain.js';
 import { CorruptAuditLogError, checkLegacyLog, legacyLogPath, moveLegacyLog } from './legacy.js';
 import { AUDIT_QUERY_SCAN_BUDGET, encodePageToken, scanSegments, validateQuery, type ReadableSegment } from './query.js';
 import {
@@ -501,20 +501,7 @@ async function resumeActive(
 
 /** Whether a line that breaks the seq sequence is an IntegrityAlert recording exactly that gap. */
 function acceptsGap(checked: { ok: false; reason: string }, line: Buffer, before: Head): boolean {
-  const parsed = parseLine(line);
-  if (!parsed.ok) return false;
-  const r = parsed.record;
-  const details = r.details as Record<string, unknown> | undefined;
-  return (
-    r.operation === 'Audit.IntegrityAlert' &&
-    r.subject === 'system:audit' &&
-    typeof r.seq === 'number' &&
-    r.seq > before.seq + 1 &&
-    r.prev === before.mac &&
-    details?.foundSeq === before.seq &&
-    details.anchorSeq === r.seq - 1 &&
-    /^seq is \d+, expected \d+/.test(checked.reason)
-  );
+  return isRecordedGap(parseLine(line), before) && /^seq is \d+, expected \d+/.test(checked.reason);
 }
 
 async function readRange(handle: FileHandle, start: number, end: number): Promise<Buffer> {

@@ -14,7 +14,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AuditAnchorStore, AuditKeyring } from '../domain/ports.js';
-import { ChainChecker, GENESIS_PREV, LegacyChainChecker, parseLine } from './chain.js';
+import { ChainChecker, GENESIS_PREV, LegacyChainChecker, isRecordedGap, parseLine } from './chain.js';
 import {
   IndexBuilder,
   PRUNE_PENDING_FILE,
@@ -208,21 +208,6 @@ export async function verifyTrail(dataDir: string, keyring: AuditKeyring, anchor
   return { ok: findings.length === 0, findings, notes, events, segments: segments.length, headSeq };
 }
 
-/** A keyed line that jumps the seq to just after a gap its own IntegrityAlert records. */
-function isRecordedGap(parsed: ReturnType<typeof parseLine>, last: { seq: number; mac: string }): boolean {
-  if (!parsed.ok) return false;
-  const r = parsed.record;
-  const details = r.details as Record<string, unknown> | undefined;
-  return (
-    r.operation === 'Audit.IntegrityAlert' &&
-    r.subject === 'system:audit' &&
-    typeof r.seq === 'number' &&
-    r.seq > last.seq + 1 &&
-    r.prev === last.mac &&
-    details?.foundSeq === last.seq &&
-    details.anchorSeq === r.seq - 1
-  );
-}
 
 function checkIndex(
   dir: string,
