@@ -8,6 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { createServer, type Server } from 'node:http';
 import { buildApp, type AppLogger } from './app.js';
 import { openAuditLog } from './audit/trail.js';
+import { verifyTrail } from './audit/verify.js';
 import type { KmsdConfig } from './config.js';
 import { BOOTSTRAP_ADMIN, rolePolicy, type AccessPolicy } from './domain/access.js';
 import { AdjustableClock, systemClock } from './domain/clock.js';
@@ -191,7 +192,7 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
             ['audit', () => audit.health()],
           ]),
         ),
-      extraRoutes: [...cryptoRoutes(new CryptoService(store, keystore), policy), ...iamRoutes(new IamService(store, clock, ids)), ...auditRoutes(audit)],
+      extraRoutes: [...cryptoRoutes(new CryptoService(store, keystore), policy), ...iamRoutes(new IamService(store, clock, ids)), ...auditRoutes(audit, () => verifyTrail(dataDir, keystore.auditKeyring({ allowCreate: false }), keystore.auditAnchorStore({ allowCreate: false })))],
       ...(testClock !== undefined ? { testClock } : {}),
     });
     if (testClock !== undefined) logger.warn({}, 'UNSAFE: --unsafe-test-clock is on; POST /test/v1/clock:advance moves time');
