@@ -297,6 +297,11 @@ export class KmsClient {
     return this.request('GET', '/healthz', undefined, false);
   }
 
+  /** `GET /openapi.json`: the API description; open to every valid token (a cheap token check). */
+  async describeApi(): Promise<Record<string, unknown>> {
+    return this.request('GET', '/openapi.json');
+  }
+
   /** `GET /kms/v1/keys/{keyId}`. */
   async getKey(keyId: string): Promise<SymmetricKey> {
     return this.request('GET', `/kms/v1/keys/${enc(keyId)}`);
