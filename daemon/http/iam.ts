@@ -1,9 +1,11 @@
 /**
  * Access administration routes: access bindings on keys (Yandex SymmetricKey paths) and on
- * folders (Yandex resource-manager paths), and our own service-account and token admin API.
+ * folders (Yandex resource-manager paths), and our own service-account and token admin API
+ * (under /admin/v1, see api/admin-paths.ts).
  */
 import type { AccessBinding } from '../domain/model.js';
 import type { AccessBindingDelta, BindingResource, IamService } from '../domain/iam.js';
+import { ADMIN_ROUTES } from '../../api/admin-paths.js';
 import { intQuery, pathParam, type RequestContext, type RouteDef } from './router.js';
 
 
@@ -57,7 +59,7 @@ export function iamRoutes(iam: IamService): RouteDef[] {
     ...bindingRoutes(iam, '/resource-manager/v1/folders/{folderId}', 'folderId', 'folder', 'Folder'),
     {
       method: 'POST',
-      path: '/iam/v1/serviceAccounts',
+      path: ADMIN_ROUTES.serviceAccounts,
       operationId: 'ServiceAccount.Create',
       summary: 'Creates a service account (subject serviceAccount:<id>).',
       permission: 'iam.admin',
@@ -69,7 +71,7 @@ export function iamRoutes(iam: IamService): RouteDef[] {
     },
     {
       method: 'GET',
-      path: '/iam/v1/serviceAccounts',
+      path: ADMIN_ROUTES.serviceAccounts,
       operationId: 'ServiceAccount.List',
       summary: 'Lists service accounts.',
       permission: 'iam.admin',
@@ -77,7 +79,7 @@ export function iamRoutes(iam: IamService): RouteDef[] {
     },
     {
       method: 'DELETE',
-      path: '/iam/v1/serviceAccounts/{serviceAccountId}',
+      path: ADMIN_ROUTES.serviceAccount,
       operationId: 'ServiceAccount.Delete',
       summary: 'Deletes a service account, revoking its tokens and removing its bindings.',
       permission: 'iam.admin',
@@ -88,7 +90,7 @@ export function iamRoutes(iam: IamService): RouteDef[] {
     },
     {
       method: 'POST',
-      path: '/iam/v1/tokens',
+      path: ADMIN_ROUTES.tokens,
       operationId: 'Token.Create',
       summary: 'Issues a token for a subject; the value is in this response only.',
       permission: 'iam.admin',
@@ -100,7 +102,7 @@ export function iamRoutes(iam: IamService): RouteDef[] {
     },
     {
       method: 'GET',
-      path: '/iam/v1/tokens',
+      path: ADMIN_ROUTES.tokens,
       operationId: 'Token.List',
       summary: 'Lists tokens (ids and subjects, never values).',
       permission: 'iam.admin',
@@ -108,7 +110,7 @@ export function iamRoutes(iam: IamService): RouteDef[] {
     },
     {
       method: 'DELETE',
-      path: '/iam/v1/tokens/{tokenId}',
+      path: ADMIN_ROUTES.token,
       operationId: 'Token.Revoke',
       summary: 'Revokes a token at once.',
       permission: 'iam.admin',

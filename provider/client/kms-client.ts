@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Agent as HttpAgent, ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
+import { ADMIN_PATHS } from '../../api/admin-paths.js';
 
 /** node:http(s), loaded on the first request: plugin processes that never call the daemon skip it. */
 interface Transport {
@@ -105,6 +106,27 @@ export interface AccessBinding {
 export interface AccessBindingDelta {
   action: 'ADD' | 'REMOVE';
   accessBinding: AccessBinding;
+}
+
+/** A service account of kmsd's administration API (`/admin/v1/serviceAccounts`). */
+export interface ServiceAccount {
+  id: string;
+  name: string;
+  description: string;
+  createdAt: string;
+}
+
+/** An API token as listed (`GET /admin/v1/tokens`): never its value. */
+export interface TokenInfo {
+  id: string;
+  subject: string;
+  description: string;
+  createdAt: string;
+}
+
+/** An issued API token (`POST /admin/v1/tokens`): the value is in this answer only. */
+export interface IssuedToken extends TokenInfo {
+  token: string;
 }
 
 /** Result of `POST /kms/v1/keys/{keyId}:encrypt`; ciphertext is base64. */
@@ -299,6 +321,36 @@ export class KmsClient {
       dataKeySpec,
       ...(aadContext !== undefined && { aadContext: Buffer.from(aadContext).toString('base64') }),
     });
+  }
+
+  /** `POST /admin/v1/serviceAccounts` (bootstrap admin only). */
+  async createServiceAccount(name: string, description?: string): Promise<ServiceAccount> {
+    return this.request('POST', ADMIN_PATHS.serviceAccounts, { name, ...(description !== undefined && { description }) });
+  }
+
+  /** `GET /admin/v1/serviceAccounts`. */
+  async listServiceAccounts(): Promise<ServiceAccount[]> {
+    return (await this.request<{ serviceAccounts?: ServiceAccount[] }>('GET', ADMIN_PATHS.serviceAccounts)).serviceAccounts ?? [];
+  }
+
+  /** `DELETE /admin/v1/serviceAccounts/{id}`: revokes its tokens and removes its bindings. */
+  async deleteServiceAccount(id: string): Promise<void> {
+    await this.request('DELETE', ADMIN_PATHS.serviceAccount(id));
+  }
+
+  /** `POST /admin/v1/tokens` for `serviceAccount:<id>`, `userAccount:<id>` or `system:metrics`. */
+  async issueToken(subject: string, description?: string): Promise<IssuedToken> {
+    return this.request('POST', ADMIN_PATHS.tokens, { subject, ...(description !== undefined && { description }) });
+  }
+
+  /** `GET /admin/v1/tokens` (never values). */
+  async listTokens(): Promise<TokenInfo[]> {
+    return (await this.request<{ tokens?: TokenInfo[] }>('GET', ADMIN_PATHS.tokens)).tokens ?? [];
+  }
+
+  /** `DELETE /admin/v1/tokens/{id}`: revoked at once. */
+  async revokeToken(id: string): Promise<void> {
+    await this.request('DELETE', ADMIN_PATHS.token(id));
   }
 
   private operationResult<R>(op: Operation<R>): R {
