@@ -5,6 +5,7 @@
  */
 import type { AccessBinding } from '../domain/model.js';
 import type { AccessBindingDelta, BindingResource, IamService } from '../domain/iam.js';
+import { KmsError, invalidArgument } from '../domain/errors.js';
 import { ADMIN_ROUTES } from '../../api/admin-paths.js';
 import { intQuery, pathParam, type RequestContext, type RouteDef } from './router.js';
 
@@ -35,7 +36,7 @@ function bindingRoutes(iam: IamService, base: string, idParam: string, type: Bin
       body: 'set-access-bindings',
       target,
       handler: async (ctx) => ({
-        body: await iam.setAccessBindings(ctx.caller, resource(ctx), (ctx.body as { accessBindings: AccessBinding[] }).accessBindings),
+        body: await iam.setAccessBindings(ctx.caller, resource(ctx), (ctx.body as { accessBindings?: AccessBinding[] }).accessBindings ?? []),
       }),
     },
     {
@@ -57,6 +58,35 @@ export function iamRoutes(iam: IamService): RouteDef[] {
   return [
     ...bindingRoutes(iam, '/kms/v1/keys/{keyId}', 'keyId', 'key', 'SymmetricKey'),
     ...bindingRoutes(iam, '/resource-manager/v1/folders/{folderId}', 'folderId', 'folder', 'Folder'),
+    {
+      method: 'POST',
+      path: '/iam/v1/tokens',
+      operationId: 'IamToken.Create',
+      summary:
+        'Yandex IamTokenService.Create: exchanges a kmsd API token (yandexPassportOauthToken) for a 12-hour IAM token of the same subject. jwt (service-account keys) is not supported.',
+      // The credential is in the body; the event names the subject it belongs to.
+      permission: 'public',
+      auditPublic: true,
+      body: 'create-iam-token',
+      handler: async (ctx) => {
+        const body = ctx.body as { yandexPassportOauthToken?: string; jwt?: string };
+        if (body.jwt !== undefined && body.yandexPassportOauthToken !== undefined) {
+          throw invalidArgument('identity', 'give exactly one of yandexPassportOauthToken and jwt');
+        }
+        if (body.jwt !== undefined) {
+          throw new KmsError(
+            'UNIMPLEMENTED',
+            'jwt: kmsd has no service-account keys to sign JWTs with; exchange a kmsd API token as yandexPassportOauthToken, or send the API token itself as the bearer token',
+          );
+        }
+        if (body.yandexPassportOauthToken === undefined || body.yandexPassportOauthToken === '') {
+          throw invalidArgument('yandexPassportOauthToken', 'is required (a kmsd API token)');
+        }
+        const token = await iam.createIamToken(body.yandexPassportOauthToken);
+        ctx.audit.subject = token.subject;
+        return { body: { iamToken: token.iamToken, expiresAt: token.expiresAt } };
+      },
+    },
     {
       method: 'POST',
       path: ADMIN_ROUTES.serviceAccounts,
