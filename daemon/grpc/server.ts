@@ -143,7 +143,9 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   const credentials = grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(options.keyPem), cert_chain: Buffer.from(options.certPem) }], false);
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;
   const port = await new Promise<number>((resolveBind, reject) => {
-    server.bindAsync(`${host}:${options.port}`, credentials, (err, bound) => (err !== null ? reject(err) : resolveBind(bound)));
+    server.bindAsync(`${host}:${options.port}`, credentials, (err, bound) =>
+      err !== null ? reject(new Error(`gRPC listener cannot listen on ${host}:${options.port} (--grpc-listen): ${err.message}`)) : resolveBind(bound),
+    );
   });
   return {
     address: `${host}:${port}`,
