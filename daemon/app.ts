@@ -73,16 +73,8 @@ export function buildRoutes(deps: AppDeps): RouteDef[] {
  * meets the same route table, validation, permission check, audit event and error bodies
  * whichever path serves it.
  */
-export function buildApp(deps: AppDeps): RequestListener {
-  const routes = buildRoutes(deps);
-  const dispatcher = new Dispatcher(routes, {
-    authenticate: deps.authenticate,
-    policy: deps.policy,
-    now: deps.now,
-    ...(deps.audit !== undefined ? { audit: deps.audit } : {}),
-    ...(deps.folderOfKey !== undefined ? { folderOfKey: deps.folderOfKey } : {}),
-  });
-  const log = callLogger(deps.logger, deps.logSampleEvery ?? DEFAULT_LOG_SAMPLE_EVERY, deps.metrics);
+export function buildApp(deps: AppDeps, dispatcher: Dispatcher = buildDispatcher(deps)): RequestListener {
+  const log = appCallLog(deps);
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
@@ -116,6 +108,25 @@ export function buildApp(deps: AppDeps): RequestListener {
   return (req, res) => {
     if (!fast(req, res) && !serveConsole(req, res)) app(req, res);
   };
+}
+
+/**
+ * The one dispatcher of a daemon: the REST listener (buildApp) and the gRPC listener
+ * (daemon/grpc/server.ts) both serve their calls through it.
+ */
+export function buildDispatcher(deps: AppDeps): Dispatcher {
+  return new Dispatcher(buildRoutes(deps), {
+    authenticate: deps.authenticate,
+    policy: deps.policy,
+    now: deps.now,
+    ...(deps.audit !== undefined ? { audit: deps.audit } : {}),
+    ...(deps.folderOfKey !== undefined ? { folderOfKey: deps.folderOfKey } : {}),
+  });
+}
+
+/** The call log (and call metrics) of a daemon, for either listener. */
+export function appCallLog(deps: AppDeps): CallLog {
+  return callLogger(deps.logger, deps.logSampleEvery ?? DEFAULT_LOG_SAMPLE_EVERY, deps.metrics);
 }
 
 /** Data-plane calls that succeed are logged one in this many; errors and refusals always. */

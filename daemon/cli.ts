@@ -32,6 +32,7 @@ export async function runMain(argv: string[], env: NodeJS.ProcessEnv): Promise<n
   logger.info(
     {
       url: running.url,
+      ...(running.grpcAddress !== undefined ? { grpc: running.grpcAddress, grpcAdvertise: running.grpcAdvertise } : {}),
       dataDir: running.dataDir,
       keystore: config.keystore,
       unsafeTestClock: config.unsafeTestClock,

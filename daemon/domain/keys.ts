@@ -335,6 +335,13 @@ export class KeyService {
     });
   }
 
+  /** Operations are done when they are returned: there is never anything left to cancel. */
+  cancelOperation(operationId: string): OperationView {
+    const op = this.getOperation(operationId);
+    if (op.done) throw failedPrecondition(`operation ${operationId} is already done; it cannot be cancelled`);
+    return op;
+  }
+
   getOperation(operationId: string): OperationView {
     return this.store.read((state) => {
       const op = state.operations.get(operationId);
@@ -419,7 +426,8 @@ export class KeyService {
       keyId: key.id,
       description: 'Rotate symmetric key',
       metadata: { '@type': `${TYPE_PREFIX}RotateSymmetricKeyMetadata`, keyId: key.id, newPrimaryVersionId: versionId },
-      response: typed('SymmetricKeyVersion', versionView(version, versionId)),
+      // The annotation of SymmetricKeyService.Rotate: the response is the key (with its new primary).
+      response: typed('SymmetricKey', keyView(key, version)),
     });
   }
 

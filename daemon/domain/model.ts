@@ -76,6 +76,13 @@ export interface TokenRecord {
   subject: string;
   createdAt: string;
   description: string;
+  /**
+   * Set on IAM tokens (IamTokenService.Create): short-lived tokens exchanged for an API token,
+   * refused after this time and revoked with the token they were made from.
+   */
+  expiresAt?: string;
+  /** The API token an IAM token was exchanged for. */
+  parentTokenId?: string;
 }
 
 export interface ServiceAccountRecord {

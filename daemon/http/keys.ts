@@ -191,6 +191,15 @@ export function keyRoutes(keys: KeyService): RouteDef[] {
       target: (ctx) => keys.operationTarget(pathParam(ctx, 'operationId')),
       handler: (ctx) => ({ body: keys.getOperation(pathParam(ctx, 'operationId')) }),
     },
+    {
+      method: 'GET',
+      path: '/operations/{operationId}:cancel',
+      operationId: 'Operation.Cancel',
+      summary: 'Cancels an operation. Every kmsd operation completes before it is returned, so this always answers FAILED_PRECONDITION for a known operation.',
+      permission: 'kms.operations.get',
+      target: (ctx) => keys.operationTarget(pathParam(ctx, 'operationId')),
+      handler: (ctx) => ({ body: keys.cancelOperation(pathParam(ctx, 'operationId')) }),
+    },
   ];
 }
 

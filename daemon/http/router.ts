@@ -21,7 +21,7 @@ export interface RequestContext<B = unknown> {
   query: Record<string, string>;
   body: B;
   /** Facts a handler learns that belong in the audit event even if the call then fails. */
-  audit: { versionId?: string };
+  audit: { versionId?: string; subject?: string };
 }
 
 export interface RouteResult {
@@ -50,6 +50,11 @@ export interface RouteDef {
    * by sampling when it succeeds.
    */
   hot?: boolean;
+  /**
+   * A `public` route that is audited all the same: one that takes its credential in the body
+   * (IamTokenService.Create), whose handler names the subject in `ctx.audit.subject`.
+   */
+  auditPublic?: boolean;
   handler(ctx: RequestContext): Promise<RouteResult> | RouteResult;
 }
 
@@ -253,7 +258,7 @@ export class Dispatcher {
       hot = def.hot === true;
       routed = true;
       event.operation = def.operationId;
-      audited = def.permission !== 'public';
+      audited = def.permission !== 'public' || def.auditPublic === true;
       const params = Object.create(null) as Record<string, string>;
       let i = 0;
       for (const segment of route.segments) {
@@ -290,6 +295,10 @@ export class Dispatcher {
       outcome = { ok: false, error: err };
     }
     if (annotations.versionId !== undefined) event.versionId = annotations.versionId;
+    if (annotations.subject !== undefined) {
+      event.subject = annotations.subject;
+      subject = annotations.subject;
+    }
     if (this.deps.audit !== undefined && audited) {
       event.time = this.deps.now().toISOString();
       try {

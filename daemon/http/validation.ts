@@ -19,6 +19,7 @@ import setAccessBindings from '../../schemas/api/set-access-bindings.json' with 
 import updateAccessBindings from '../../schemas/api/update-access-bindings.json' with { type: 'json' };
 import createServiceAccount from '../../schemas/api/create-service-account.json' with { type: 'json' };
 import createToken from '../../schemas/api/create-token.json' with { type: 'json' };
+import createIamToken from '../../schemas/api/create-iam-token.json' with { type: 'json' };
 
 /** Every request body schema, by the name routes use. */
 export const REQUEST_SCHEMAS = {
@@ -36,6 +37,7 @@ export const REQUEST_SCHEMAS = {
   'update-access-bindings': updateAccessBindings,
   'create-service-account': createServiceAccount,
   'create-token': createToken,
+  'create-iam-token': createIamToken,
 } as const;
 
 export type SchemaName = keyof typeof REQUEST_SCHEMAS;

@@ -6,6 +6,7 @@
  * errors: {@link KmsApiError} (the daemon answered with an error) or {@link KmsUnreachableError}
  * (no answer at all), so callers can tell users which it was.
  */
+import { ADMIN_PATHS } from '../../api/admin-paths.js';
 import { nodeTransport } from './node-transport.js';
 
 /** One HTTP exchange as the client asks a transport for it. */
@@ -178,24 +179,23 @@ export interface ReEncryptResult {
   ciphertext: string;
 }
 
-/** A service account of the daemon's own administration API. */
+/** A service account of kmsd's administration API (`/admin/v1/serviceAccounts`). */
 export interface ServiceAccount {
   id: string;
   name: string;
-  description?: string;
+  description: string;
   createdAt: string;
 }
 
-/** A token as listed (never its value). */
+/** An API token as listed (`GET /admin/v1/tokens`): never its value. */
 export interface TokenInfo {
   id: string;
   subject: string;
-  description?: string;
+  description: string;
   createdAt: string;
-  [field: string]: unknown;
 }
 
-/** A token just issued: the value is in this answer only. */
+/** An issued API token (`POST /admin/v1/tokens`): the value is in this answer only. */
 export interface IssuedToken extends TokenInfo {
   token: string;
 }
@@ -480,7 +480,7 @@ export class KmsClient {
 
   /** Deletes a service account (revokes its tokens and bindings). */
   async deleteServiceAccount(serviceAccountId: string): Promise<void> {
-    await this.request('DELETE', `${ADMIN_PATHS.serviceAccounts}/${enc(serviceAccountId)}`);
+    await this.request('DELETE', ADMIN_PATHS.serviceAccount(serviceAccountId));
   }
 
   /** Issues a token: the value is in this answer only. */
@@ -495,7 +495,7 @@ export class KmsClient {
 
   /** Revokes a token at once. */
   async revokeToken(tokenId: string): Promise<void> {
-    await this.request('DELETE', `${ADMIN_PATHS.tokens}/${enc(tokenId)}`);
+    await this.request('DELETE', ADMIN_PATHS.token(tokenId));
   }
 
   /** `GET /kms/v1/auditEvents` (one page, oldest first). */
@@ -582,12 +582,6 @@ export class KmsClient {
     return parsed as T;
   }
 }
-
-/** Paths of the daemon's own administration API (service accounts and tokens). */
-export const ADMIN_PATHS = {
-  serviceAccounts: '/iam/v1/serviceAccounts',
-  tokens: '/iam/v1/tokens',
-} as const;
 
 function pageQuery(pageSize: number | undefined, pageToken: string | undefined): string {
   const q = new URLSearchParams();

@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { launchChromium, testOutputDir, type Browser } from '../support/browser.js';
+import { ADMIN_PATHS } from '../../api/admin-paths.js';
 import { api } from '../support/daemon.js';
 import { startTestKmsd, type TestKmsd } from '../support/kmsd.js';
 import { pngStats } from '../support/png.js';
@@ -67,8 +68,8 @@ const firstSeqIs = (page: Page, seq: string) =>
 beforeAll(async () => {
   kmsd = await startTestKmsd();
   browser = await launchChromium();
-  const sa = (await api(kmsd, 'POST', '/iam/v1/serviceAccounts', { name: 'web-viewer' })).body;
-  const token = (await api(kmsd, 'POST', '/iam/v1/tokens', { subject: `serviceAccount:${sa.id}` })).body.token as string;
+  const sa = (await api(kmsd, 'POST', ADMIN_PATHS.serviceAccounts, { name: 'web-viewer' })).body;
+  const token = (await api(kmsd, 'POST', ADMIN_PATHS.tokens, { subject: `serviceAccount:${sa.id}` })).body.token as string;
   await api(kmsd, 'POST', `/resource-manager/v1/folders/${FOLDER}:updateAccessBindings`, {
     accessBindingDeltas: [{ action: 'ADD', accessBinding: { roleId: 'kms.viewer', subject: { type: 'serviceAccount', id: sa.id } } }],
   });

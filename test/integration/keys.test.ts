@@ -364,8 +364,10 @@ describe('versions: primary, destruction, rotation', () => {
     const key = await createKey();
     const first = key.primaryVersion.id as string;
     const rotated = await call('POST', `/kms/v1/keys/${key.id}:rotate`);
-    expect(rotated.body.metadata).toEqual({ '@type': `${OP_TYPE}RotateSymmetricKeyMetadata`, keyId: key.id, newPrimaryVersionId: rotated.body.response.id });
-    expect(rotated.body.response).toMatchObject({ '@type': `${OP_TYPE}SymmetricKeyVersion`, primary: true, algorithm: 'AES_128' });
+    // SymmetricKeyService.Rotate's annotation: the response is the SymmetricKey, with its new primary.
+    expect(rotated.body.metadata).toEqual({ '@type': `${OP_TYPE}RotateSymmetricKeyMetadata`, keyId: key.id, newPrimaryVersionId: rotated.body.response.primaryVersion.id });
+    expect(rotated.body.response).toMatchObject({ '@type': `${OP_TYPE}SymmetricKey`, id: key.id, primaryVersion: { primary: true, algorithm: 'AES_128' } });
+    expect(rotated.body.response.rotatedAt).toBe(rotated.body.response.primaryVersion.createdAt);
     const set = await call('POST', `/kms/v1/keys/${key.id}:setPrimaryVersion`, { versionId: first });
     expect(set.status).toBe(200);
     expect(set.body.metadata).toEqual({ '@type': `${OP_TYPE}SetPrimarySymmetricKeyVersionMetadata`, keyId: key.id, versionId: first });

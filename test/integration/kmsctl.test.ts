@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
+import { ADMIN_PATHS } from '../../api/admin-paths.js';
 import { api, REPO_ROOT, tempDir } from '../support/daemon.js';
 import { startTestKmsd, type TestKmsd } from '../support/kmsd.js';
 
@@ -125,8 +126,11 @@ describe.each(['text', 'yaml', 'json'])('every command with --format %s', (forma
     expect(parsed(await ok(['symmetric-key', 'update', keyId, '--status', 'inactive', ...f]), format).status).toBe('INACTIVE');
     expect(parsed(await ok(['symmetric-key', 'update', keyId, '--status', 'active', '--rotation-period', '', ...f]), format)).toMatchObject({ status: 'ACTIVE' });
 
-    const rotated = parsed(await ok(['symmetric-key', 'rotate', '--id', keyId, ...f]), format);
-    expect(rotated).toMatchObject({ keyId, primary: true, algorithm: 'AES_256' });
+    // Rotate answers the key (as Yandex's Rotate operation does), with its new primary version.
+    const rotatedKey = parsed(await ok(['symmetric-key', 'rotate', '--id', keyId, ...f]), format);
+    expect(rotatedKey).toMatchObject({ id: keyId, primaryVersion: { keyId, primary: true, algorithm: 'AES_256' } });
+    const rotated = rotatedKey.primaryVersion;
+    expect(rotated.id).not.toBe(firstVersion);
     const versions = await ok(['symmetric-key', 'list-versions', keyId, ...f]);
     if (format === 'text') {
       expect(versions.out).toMatch(/\|\s+ID\s+\|\s+STATUS\s+\|\s+ALGORITHM\s+\|\s+PRIMARY\s+\|\s+HOSTED BY HSM\s+\|/);
@@ -290,8 +294,8 @@ describe('errors and exit codes', () => {
     expect(invalid.code).toBe(1);
     expect(invalid.err).toMatch(/labels\.Env: .*\(code 3 INVALID_ARGUMENT, HTTP 400\)/);
     // No permission: a viewer of the folder can read but not rotate.
-    const sa = (await api(kmsd, 'POST', '/iam/v1/serviceAccounts', { name: 'viewer' })).body;
-    const viewerToken = (await api(kmsd, 'POST', '/iam/v1/tokens', { subject: `serviceAccount:${sa.id}` })).body.token as string;
+    const sa = (await api(kmsd, 'POST', ADMIN_PATHS.serviceAccounts, { name: 'viewer' })).body;
+    const viewerToken = (await api(kmsd, 'POST', ADMIN_PATHS.tokens, { subject: `serviceAccount:${sa.id}` })).body.token as string;
     await api(kmsd, 'POST', `/resource-manager/v1/folders/${FOLDER}:updateAccessBindings`, {
       accessBindingDeltas: [{ action: 'ADD', accessBinding: { roleId: 'kms.viewer', subject: { type: 'serviceAccount', id: sa.id } } }],
     });

@@ -16,7 +16,8 @@ export async function startTestKmsd(
   const token = options.token ?? newTestToken();
   const config = parseConfig(
     ['--listen', '127.0.0.1:0', '--data-dir', options.dataDir ?? tempDir(), '--unsafe-test-clock', ...(options.args ?? [])],
-    { KMS_BOOTSTRAP_TOKEN: token },
+    // gRPC off unless asked for (--grpc-listen 127.0.0.1:0): the default port is shared.
+    { KMS_BOOTSTRAP_TOKEN: token, KMS_GRPC_LISTEN: 'off' },
   );
   const running = await startKmsd(config, { logger: silentLogger, ...options.start });
   return { ...running, token, config };
