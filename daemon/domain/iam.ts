@@ -5,7 +5,7 @@
 import { METRICS_SUBJECT, ROLES, folderResource, keyResource, subjectOf } from './access.js';
 import { KmsError, invalidArgument, notFound } from './errors.js';
 import { liveKey } from './keys.js';
-import type { AccessBinding, OperationRecord, ServiceAccountRecord, StateTx, StateView, TokenRecord } from './model.js';
+import { SYSTEM_SUBJECT_IDS, type AccessBinding, type OperationRecord, type ServiceAccountRecord, type StateTx, type StateView, type TokenRecord } from './model.js';
 import type { Caller, Clock, IdGenerator, Store } from './ports.js';
 import { IAM_TOKEN_LIFETIME_SECONDS, MAX_IAM_TOKENS_PER_TOKEN, hashToken, newToken } from './tokens.js';
 import { operationView, type OperationView } from './views.js';
@@ -237,10 +237,11 @@ function checkResource(state: StateView, resource: BindingResource): void {
   if (resource.type === 'key') liveKey(state, resource.id);
 }
 
+/** A subject a token can be issued to. */
 function checkSubject(state: StateView, field: string, subject: string): void {
   if (subject === METRICS_SUBJECT) return;
-  const match = /^(userAccount|serviceAccount):([a-z0-9][a-z0-9_-]{0,49})$/.exec(subject);
-  if (match === null) throw invalidArgument(field, `"${subject.slice(0, 80)}" must be userAccount:<id>, serviceAccount:<id> or ${METRICS_SUBJECT}`);
+  const match = /^(userAccount|serviceAccount|federatedUser):([a-z0-9][a-z0-9_-]{0,49})$/.exec(subject);
+  if (match === null) throw invalidArgument(field, `"${subject.slice(0, 80)}" must be userAccount:<id>, serviceAccount:<id>, federatedUser:<id> or ${METRICS_SUBJECT}`);
   if (match[1] === 'serviceAccount' && !state.serviceAccounts.has(match[2] ?? '')) {
     throw invalidArgument(field, `service account ${match[2]} does not exist`);
   }
@@ -250,7 +251,18 @@ function checkBinding(state: StateView, field: string, binding: AccessBinding): 
   if (!ROLES.has(binding.roleId)) {
     throw invalidArgument(`${field}.roleId`, `unknown role "${binding.roleId}" (known: ${[...ROLES.keys()].join(', ')})`);
   }
-  checkSubject(state, `${field}.subject`, `${binding.subject.type}:${binding.subject.id}`);
+  const { type, id } = binding.subject;
+  if (type === 'system') {
+    if (!(SYSTEM_SUBJECT_IDS as readonly string[]).includes(id)) {
+      throw invalidArgument(`${field}.subject.id`, `a system subject is ${SYSTEM_SUBJECT_IDS.join(' or ')}, not "${id.slice(0, 80)}"`);
+    }
+    return;
+  }
+  if (!/^[a-z0-9][a-z0-9_-]{0,49}$/.test(id)) {
+    throw invalidArgument(`${field}.subject.id`, `"${id.slice(0, 80)}" is not a valid id (lowercase letters, digits, "-" and "_", at most 50 characters)`);
+  }
+  if (type === 'group') return;
+  checkSubject(state, `${field}.subject`, `${type}:${id}`);
 }
 
 /** What a change did: ADD for each binding that appeared, REMOVE for each that went. */

@@ -5,7 +5,7 @@
  */
 import { KmsError, failedPrecondition, invalidArgument, notFound } from './errors.js';
 import { describeSeconds } from './durations.js';
-import type { Algorithm, KeyRecord, KeyStatus, MaterialRef, OperationRecord, StateTx, StateView, VersionRecord } from './model.js';
+import { keystoreAlgorithm, type Algorithm, type KeyRecord, type KeyStatus, type KnownAlgorithm, type MaterialRef, type OperationRecord, type StateTx, type StateView, type VersionRecord } from './model.js';
 import type { Caller, Clock, IdGenerator, Keystore, Store } from './ports.js';
 import {
   TYPE_PREFIX,
@@ -38,7 +38,7 @@ export interface CreateKeyInput {
   name?: string;
   description?: string;
   labels?: Record<string, string>;
-  defaultAlgorithm?: Algorithm;
+  defaultAlgorithm?: KnownAlgorithm;
   rotationPeriodSeconds?: number;
   deletionProtection?: boolean;
 }
@@ -61,7 +61,7 @@ export interface UpdateKeyInput {
   description?: string;
   labels?: Record<string, string>;
   status?: KeyStatus;
-  defaultAlgorithm?: Algorithm;
+  defaultAlgorithm?: KnownAlgorithm;
   /** Absent (or null on the wire) with `rotationPeriod` in the mask clears automatic rotation. */
   rotationPeriodSeconds?: number;
   deletionProtection?: boolean;
@@ -116,7 +116,7 @@ export class KeyService {
 
   async createKey(caller: Caller, input: CreateKeyInput): Promise<OperationView> {
     checkRotationPeriod('rotationPeriod', input.rotationPeriodSeconds);
-    const algorithm = input.defaultAlgorithm ?? 'AES_128';
+    const algorithm = keystoreAlgorithm('defaultAlgorithm', input.defaultAlgorithm ?? 'AES_128', this.keystoreFacts());
     return this.store.update((state) => {
       const now = this.nowIso();
       const keyId = this.ids.next();
@@ -184,7 +184,7 @@ export class KeyService {
       if (mask.has('description')) key.description = input.description ?? '';
       if (mask.has('labels')) key.labels = { ...(input.labels ?? {}) };
       if (mask.has('status') && input.status !== undefined) key.status = input.status;
-      if (mask.has('defaultAlgorithm')) key.defaultAlgorithm = input.defaultAlgorithm ?? 'AES_128';
+      if (mask.has('defaultAlgorithm')) key.defaultAlgorithm = keystoreAlgorithm('defaultAlgorithm', input.defaultAlgorithm ?? 'AES_128', this.keystoreFacts());
       if (mask.has('deletionProtection')) key.deletionProtection = input.deletionProtection ?? false;
       if (mask.has('rotationPeriod')) {
         if (input.rotationPeriodSeconds === undefined) delete key.rotationPeriodSeconds;
@@ -468,6 +468,12 @@ export class KeyService {
   private eraseMaterialOf(versionId: string): void {
     const material = this.store.read((state) => state.versions.get(versionId)?.material);
     this.discardMaterial(material);
+  }
+
+  private keystoreFacts(): { kind: string; label?: string } | null {
+    if (this.keystore === null) return null;
+    const token = this.keystore.identity().token;
+    return { kind: this.keystore.kind, ...(token !== null ? { label: token.label } : {}) };
   }
 
   private nowIso(): string {

@@ -4,9 +4,28 @@
  * the wire format can evolve separately. Tables are `Map`-like (`ReadTable`/`WriteTable`): user
  * input never indexes a plain object.
  */
+import { KmsError } from './errors.js';
 
 export const ALGORITHMS = ['AES_128', 'AES_192', 'AES_256', 'AES_256_HSM'] as const;
 export type Algorithm = (typeof ALGORITHMS)[number];
+
+/**
+ * Every algorithm the API knows (yandex.cloud.kms.v1.SymmetricAlgorithm). GOST_R_3412_2015_K
+ * (Kuznyechik) needs an HSM that implements it; no keystore kmsd drives does (SoftHSM2 has no
+ * GOST R 34.12-2015), so it is refused with FAILED_PRECONDITION naming the keystore.
+ */
+export const KNOWN_ALGORITHMS = [...ALGORITHMS, 'GOST_R_3412_2015_K'] as const;
+export type KnownAlgorithm = (typeof KNOWN_ALGORITHMS)[number];
+
+/** The algorithm, if this keystore can do it; FAILED_PRECONDITION naming the keystore otherwise. */
+export function keystoreAlgorithm(field: string, algorithm: KnownAlgorithm, keystore: { kind: string; label?: string } | null): Algorithm {
+  if ((ALGORITHMS as readonly string[]).includes(algorithm)) return algorithm as Algorithm;
+  const where = keystore === null ? 'this daemon has no keystore' : `the ${keystore.kind} keystore${keystore.label !== undefined ? ` (token "${keystore.label}")` : ''} cannot do it`;
+  throw new KmsError(
+    'FAILED_PRECONDITION',
+    `${field}: ${algorithm} (GOST R 34.12-2015 "Kuznyechik") is not available: ${where}; use one of ${ALGORITHMS.join(', ')}`,
+  );
+}
 
 export const KEY_STATUSES = ['CREATING', 'ACTIVE', 'INACTIVE'] as const;
 export type KeyStatus = (typeof KEY_STATUSES)[number];
@@ -92,8 +111,15 @@ export interface ServiceAccountRecord {
   createdAt: string;
 }
 
-/** Subject types a binding can name (Yandex `Subject.type`). */
-export const SUBJECT_TYPES = ['userAccount', 'serviceAccount'] as const;
+/**
+ * Subject types a binding can name (Yandex `Subject.type`). Tokens are issued to userAccount,
+ * serviceAccount and federatedUser subjects. `system` names everyone: `allAuthenticatedUsers` (any
+ * valid token) and `allUsers` (the same here: every kmsd call but /healthz needs a token). A
+ * `group` binding is kept and listed but grants nothing: kmsd has no group membership.
+ */
+export const SUBJECT_TYPES = ['userAccount', 'serviceAccount', 'federatedUser', 'group', 'system'] as const;
+/** The ids a `system` subject may have. */
+export const SYSTEM_SUBJECT_IDS = ['allAuthenticatedUsers', 'allUsers'] as const;
 export type SubjectType = (typeof SUBJECT_TYPES)[number];
 
 /** Yandex `AccessBinding`: a role granted to a subject on the resource it is stored under. */

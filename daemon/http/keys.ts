@@ -5,7 +5,7 @@
 import { parseDurationSeconds } from '../domain/durations.js';
 import { invalidArgument } from '../domain/errors.js';
 import { UPDATABLE_FIELDS, type CreateKeyInput, type KeyService, type UpdatableField, type UpdateKeyInput } from '../domain/keys.js';
-import type { Algorithm, KeyStatus } from '../domain/model.js';
+import type { KnownAlgorithm, KeyStatus } from '../domain/model.js';
 import { intQuery, keyTarget, pathParam, type RequestContext, type RouteDef } from './router.js';
 
 interface CreateKeyBody {
@@ -13,7 +13,7 @@ interface CreateKeyBody {
   name?: string;
   description?: string;
   labels?: Record<string, string>;
-  defaultAlgorithm?: Algorithm;
+  defaultAlgorithm?: KnownAlgorithm;
   rotationPeriod?: string;
   deletionProtection?: boolean;
 }
@@ -24,7 +24,7 @@ interface UpdateKeyBody {
   description?: string;
   labels?: Record<string, string>;
   status?: KeyStatus;
-  defaultAlgorithm?: Algorithm;
+  defaultAlgorithm?: KnownAlgorithm;
   rotationPeriod?: string | null;
   deletionProtection?: boolean;
 }

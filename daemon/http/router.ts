@@ -383,13 +383,19 @@ function decodePathSegment(name: string, raw: string): string {
   }
 }
 
+/**
+ * The query under the names routes declare (JSON names, `folderId`); the proto names of the same
+ * fields (`folder_id`) are accepted too, as Yandex's REST gateway does, but not both at once.
+ */
 function readQuery(input: CallInput, def: RouteDef): Record<string, string> {
   const query = Object.create(null) as Record<string, string>;
   for (const name of Object.keys(input.query)) {
     const value = input.query[name];
-    if (!(def.query ?? []).includes(name)) throw invalidArgument(name.slice(0, 64), 'unknown query parameter');
+    const canonical = name.includes('_') ? name.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase()) : name;
+    if (!(def.query ?? []).includes(canonical)) throw invalidArgument(name.slice(0, 64), 'unknown query parameter');
     if (typeof value !== 'string') throw invalidArgument(name, 'must be given once, as a plain value');
-    query[name] = value;
+    if (query[canonical] !== undefined) throw invalidArgument(name, `given twice (as ${canonical} and as its proto name)`);
+    query[canonical] = value;
   }
   return query;
 }

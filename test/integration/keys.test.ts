@@ -135,7 +135,7 @@ describe('request validation names the field', () => {
     },
     { name: 'duration without unit', body: { folderId: FOLDER, rotationPeriod: '86400' }, field: 'rotationPeriod', message: /rotationPeriod: must match/ },
     { name: 'Go-style duration', body: { folderId: FOLDER, rotationPeriod: '24h' }, field: 'rotationPeriod', message: /rotationPeriod/ },
-    { name: 'fractional duration', body: { folderId: FOLDER, rotationPeriod: '3600.5s' }, field: 'rotationPeriod', message: /fractional seconds/ },
+    { name: 'fractional duration below 1h', body: { folderId: FOLDER, rotationPeriod: '3599.5s' }, field: 'rotationPeriod', message: /at least 1h/ },
     { name: 'rotation below 1h', body: { folderId: FOLDER, rotationPeriod: '3599s' }, field: 'rotationPeriod', message: /at least 1h/ },
     { name: 'bad folder id', body: { folderId: 'Folder/1' }, field: 'folderId', message: /folderId: must match/ },
     { name: 'folder id too long', body: { folderId: 'f'.repeat(51) }, field: 'folderId', message: /folderId: must match/ },

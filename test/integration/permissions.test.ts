@@ -301,7 +301,8 @@ describe('crypto roles', () => {
 describe('access administration input', () => {
   it.each([
     [{ accessBindings: [{ roleId: 'kms.superuser', subject: { type: 'userAccount', id: 'u' } }] }, /accessBindings\.0\.roleId: unknown role "kms.superuser"/],
-    [{ accessBindings: [{ roleId: 'kms.viewer', subject: { type: 'group', id: 'g' } }] }, /accessBindings\.0\.subject\.type: must be one of userAccount, serviceAccount/],
+    [{ accessBindings: [{ roleId: 'kms.viewer', subject: { type: 'robot', id: 'g' } }] }, /accessBindings\.0\.subject\.type: must be one of userAccount, serviceAccount, federatedUser, group, system/],
+    [{ accessBindings: [{ roleId: 'kms.viewer', subject: { type: 'system', id: 'everyone' } }] }, /accessBindings\.0\.subject\.id: a system subject is allAuthenticatedUsers or allUsers/],
     [{ accessBindings: [{ roleId: 'kms.viewer', subject: { type: 'serviceAccount', id: 'abjmissing' } }] }, /service account abjmissing does not exist/],
     [{ accessBindings: [{ roleId: 'kms.viewer' }] }, /accessBindings\.0\.subject: is required/],
   ])('setAccessBindings %j → 400', async (body, message) => {
