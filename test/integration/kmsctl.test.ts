@@ -153,6 +153,15 @@ describe.each(['text', 'yaml', 'json'])('every command with --format %s', (forma
     expect(after).toEqual([{ roleId: 'kms.keys.encrypterDecrypter', subject: { type: 'serviceAccount', id: sa.id } }]);
     await ok(['symmetric-key', 'set-access-bindings', keyId, '--access-binding', `role=kms.keys.encrypterDecrypter,service-account-id=${sa.id}`, '--access-binding', `role=kms.auditor,subject=serviceAccount:${sa.id}`, ...f]);
     expect(parsed(await ok(['symmetric-key', 'list-access-bindings', keyId, '--format', 'json']), 'json')).toHaveLength(2);
+    // Folder bindings (the default folder, or one named).
+    await ok(['resource-manager', 'folder', 'add-access-binding', '--role', 'kms.auditor', '--subject', `serviceAccount:${sa.id}`, ...f]);
+    const folderBindings = await ok(['resource-manager', 'folder', 'list-access-bindings', FOLDER, ...f]);
+    if (format === 'text') expect(folderBindings.out).toMatch(new RegExp(`\\| kms.auditor +\\| serviceAccount +\\| ${sa.id} +\\|`));
+    else expect(parsed(folderBindings, format)).toEqual(expect.arrayContaining([{ roleId: 'kms.auditor', subject: { type: 'serviceAccount', id: sa.id } }]));
+    await ok(['resource-manager', 'folder', 'remove-access-binding', FOLDER, '--role', 'kms.auditor', '--service-account-id', sa.id, ...f]);
+    expect(parsed(await ok(['resource-manager', 'folder', 'list-access-bindings', '--format', 'json']), 'json')).not.toEqual(
+      expect.arrayContaining([{ roleId: 'kms.auditor', subject: { type: 'serviceAccount', id: sa.id } }]),
+    );
 
     // Crypto with the service account's token (from a file), printed as base64 without an output file.
     const asSa = { KMS_TOKEN: undefined };
@@ -382,6 +391,7 @@ describe('help and completion', () => {
       ...['create', 'list', 'revoke'].map((c) => ['token', c]),
       ...['list', 'export', 'verify'].map((c) => ['audit', c]),
       ['operation', 'get'],
+      ...['list-access-bindings', 'add-access-binding', 'remove-access-binding'].map((c) => ['resource-manager', 'folder', c]),
       ...['create', 'use', 'list'].map((c) => ['config', 'profile', c]),
     ];
     for (const command of commands) {
