@@ -224,10 +224,10 @@ describe('as the admin', () => {
     await page.getByRole('button', { name: 'Decrypt', exact: true }).click();
     await page.getByText(/^Decrypted with version \w+: hello console ✓$/).waitFor();
     expect(await page.getByLabel('Plaintext').inputValue()).toBe('hello console ✓');
+    await screenshot(page, 'key');
     await page.getByLabel('AAD context').fill('wrong');
     await page.getByRole('button', { name: 'Decrypt', exact: true }).click();
     await page.getByRole('alert').filter({ hasText: 'INVALID_ARGUMENT' }).waitFor();
-    await screenshot(page, 'key');
   });
 
   it('deletes only after the typed confirmation, and restores', async () => {
