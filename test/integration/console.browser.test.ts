@@ -17,7 +17,7 @@ import { api } from '../support/daemon.js';
 import { startTestKmsd, type TestKmsd } from '../support/kmsd.js';
 import { pngStats } from '../support/png.js';
 
-jest.setTimeout(120_000);
+jest.setTimeout(180_000);
 let kmsd: TestKmsd;
 let browser: Browser;
 const FOLDER = 'web-folder';

@@ -4,7 +4,7 @@
  * profiles, completion, and that the token never shows up in output, in the process arguments we
  * started, or in the audit trail.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -14,6 +14,8 @@ import { ADMIN_PATHS } from '../../api/admin-paths.js';
 import { api, REPO_ROOT, tempDir } from '../support/daemon.js';
 import { startTestKmsd, type TestKmsd } from '../support/kmsd.js';
 
+// Each test starts dozens of kmsctl processes; on a loaded CI machine that takes a while.
+jest.setTimeout(180_000);
 const KMSCTL = join(REPO_ROOT, 'dist/kmsctl/main.js');
 let kmsd: TestKmsd;
 let home: string;
