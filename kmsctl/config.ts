@@ -74,6 +74,18 @@ export function readConfig(path: string): ConfigFile {
   return config;
 }
 
+/** A warning when the file holding tokens can be read by others than its owner (writeConfig fixes it). */
+export function permissionWarning(path: string): string | undefined {
+  let mode: number;
+  try {
+    mode = statSync(path).mode;
+  } catch {
+    return undefined;
+  }
+  if ((mode & 0o077) === 0) return undefined;
+  return `warning: ${path} is readable by others (mode ${(mode & 0o777).toString(8)}); it holds tokens: chmod 600 ${path}`;
+}
+
 export function writeConfig(path: string, config: ConfigFile): void {
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true, mode: 0o700 });

@@ -25,7 +25,7 @@ import {
   type UpdateSymmetricKeyFields,
 } from '../provider/client/kms-client.js';
 import { nodeTransport } from '../provider/client/node-transport.js';
-import { PROFILE_NAME, configPath, readConfig, writeConfig, type Profile } from './config.js';
+import { PROFILE_NAME, configPath, permissionWarning, readConfig, writeConfig, type Profile } from './config.js';
 import { EXIT, UsageError, VerificationFailed } from './errors.js';
 import { parseFormat, printList, printObject, type Column, type Format } from './output.js';
 import { completionScript, completeWords } from './completion.js';
@@ -268,6 +268,8 @@ export function buildProgram(io: CliIo): Command {
     const format = parseFormat(globals.format);
     const path = configPath(io.env);
     const config = readConfig(path);
+    const warning = config.profiles.size > 0 ? permissionWarning(path) : undefined;
+    if (warning !== undefined) io.stderr.write(`${warning}\n`);
     const profileName = globals.profile ?? config.current;
     let profile: Profile = {};
     if (profileName !== undefined) {

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { ADMIN_PATHS } from '../../api/admin-paths.js';
@@ -346,6 +346,11 @@ describe('profiles', () => {
     const listed = await kmsctl(['symmetric-key', 'list', '--format', 'json'], { env });
     expect(listed.code).toBe(0);
     expect(Array.isArray(JSON.parse(listed.out))).toBe(true);
+    // A file others can read is used, with a warning; the next write puts it back to 0600.
+    chmodSync(file, 0o644);
+    const loose = await kmsctl(['symmetric-key', 'list'], { env });
+    expect(loose.code).toBe(0);
+    expect(loose.err).toBe(`warning: ${file} is readable by others (mode 644); it holds tokens: chmod 600 ${file}\n`);
     // A second profile pointing nowhere, not activated; then used.
     expect((await kmsctl(['config', 'profile', 'create', 'broken', '--endpoint', 'http://127.0.0.1:9', '--no-activate'], { env })).code).toBe(0);
     const table = await kmsctl(['config', 'profile', 'list'], { env });
