@@ -9,8 +9,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import process from 'node:process';
+import { startTestPostgres, stopTestPostgres } from './scripts/test-postgres.mjs';
 
-export default function globalSetup() {
+export default async function globalSetup() {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kms-jest-softhsm-'));
   const tokens = path.join(dir, 'tokens');
   mkdirSync(tokens, { mode: 0o700 });
@@ -25,4 +26,14 @@ export default function globalSetup() {
   process.env.SOFTHSM2_CONF = conf;
   process.env.KMS_TEST_SOFTHSM_DIR = dir;
   process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+
+  // One throw-away PostgreSQL cluster on a loopback port for the run (the cluster tests, and every
+  // daemon under KMS_TEST_STORE=postgres, each on its own database). Stopped in globalTeardown.
+  const pgDir = mkdtempSync(path.join(os.tmpdir(), 'kms-jest-pg-'));
+  process.env.KMS_TEST_PG_DIR = pgDir;
+  process.env.KMS_TEST_PG_URL = await startTestPostgres(pgDir);
+  process.on('exit', () => {
+    stopTestPostgres(pgDir);
+    rmSync(pgDir, { recursive: true, force: true });
+  });
 }

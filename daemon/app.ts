@@ -37,6 +37,9 @@ export interface AppDeps {
   keystoreKind: string;
   /** What `/healthz` reports (store and audit writability). */
   readiness: () => ReadinessReport;
+  /** Whether this node runs the scheduler, and the cluster facts /healthz shows (PostgreSQL). */
+  leader?: () => boolean;
+  clusterInfo?: () => Record<string, unknown>;
   /** Present only under --unsafe-test-clock: adds POST /test/v1/clock:advance. */
   testClock?: AdjustableClock;
   /** Extra routes (data plane, access administration) contributed by other modules. */
@@ -53,7 +56,11 @@ export interface AppDeps {
 
 export function buildRoutes(deps: AppDeps): RouteDef[] {
   const routes: RouteDef[] = [
-    healthRoute(() => ({ version: deps.version, keystore: deps.keystoreKind }), deps.readiness),
+    healthRoute(
+      () => ({ version: deps.version, keystore: deps.keystoreKind, ...(deps.clusterInfo !== undefined ? { cluster: deps.clusterInfo() } : {}) }),
+      deps.readiness,
+      deps.leader,
+    ),
     ...keyRoutes(deps.keys),
     ...(deps.extraRoutes ?? []),
   ];

@@ -33,6 +33,15 @@ import { PrometheusMetrics } from './metrics/prometheus.js';
 import { fsyncDirectory } from './store/durable-file.js';
 import { lockDataDir } from './store/lock.js';
 import { openLowdbStore } from './store/lowdb-store.js';
+import { openPgStore, type PgStore } from './store/pg-store.js';
+import { LeaderLease } from './cluster/lease.js';
+import { PgAuditAnchorStore, instanceIdOf, startHeartbeat, withAnchorStore } from './cluster/node.js';
+import type { Store } from './domain/ports.js';
+
+/** Deleted records stay as tombstones this long, so every node's replica learns of the deletion. */
+const TOMBSTONE_RETENTION_SECONDS = 3600;
+const HOUSEKEEPING_INTERVAL_MS = 60_000;
+const HEARTBEAT_INTERVAL_MS = 5000;
 
 export const VERSION = '0.1.0';
 
@@ -42,6 +51,8 @@ export interface RunningKmsd {
   /** The generated admin token when this start created one (also in admin.token). */
   generatedAdminToken: string | null;
   keys: KeyService;
+  /** On PostgreSQL: this node's id and lease. */
+  cluster: { instanceId: string; lease: LeaderLease; store: PgStore } | null;
   /** Stops accepting, lets in-flight requests finish, flushes the store, releases the lock. */
   stop(): Promise<void>;
 }
@@ -107,7 +118,19 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
   };
   try {
     const metrics = new PrometheusMetrics();
-    const store = meteredStore(await openLowdbStore(dataDir, { logger }), metrics);
+    let pgStore: PgStore | null = null;
+    let instanceId = '';
+    if (config.storeUrl !== undefined) {
+      instanceId = instanceIdOf(dataDir);
+      pgStore = await openPgStore({
+        url: config.storeUrl,
+        applicationName: `kmsd:${instanceId}`,
+        pollIntervalMs: config.replicaPollMs,
+        logger,
+      });
+    }
+    const rawStore: Store = pgStore ?? (await openLowdbStore(dataDir, { logger }));
+    const store = meteredStore(rawStore, metrics);
     cleanups.push(() => store.close());
     const testClock = config.unsafeTestClock ? new AdjustableClock() : undefined;
     const clock = testClock ?? systemClock;
@@ -122,6 +145,12 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
       throw refuseStart(dataDir, store.read((state) => state), err instanceof Error ? err.message : String(err));
     }
     cleanups.push(() => keystore.close());
+    if (pgStore !== null) {
+      // Each node anchors its own audit chain in PostgreSQL (the token's anchor object is one per token).
+      const anchors = await PgAuditAnchorStore.open(pgStore.pool, instanceId, logger);
+      keystore = withAnchorStore(keystore, anchors);
+      cleanups.push(() => anchors.flush());
+    }
     const binding = await bindKeystore(store, keystore, dataDir, () => clock.now());
     if (binding !== 'matched') {
       logger.info({ binding, custody: keystore.identity() }, 'recorded the HSM token and root key this store depends on');
@@ -167,7 +196,32 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
         fsyncDirectory(dataDir);
       }
     }
-    const scheduler = new Scheduler(keys, logger, config.schedulerIntervalMs, metrics);
+    let lease: LeaderLease | null = null;
+    let schedulerKeys = keys;
+    if (pgStore !== null) {
+      const pg = pgStore;
+      lease = new LeaderLease(config.storeUrl ?? '', `kmsd:${instanceId}`, instanceId, config.lease.ttlMs, config.lease.renewMs, logger);
+      const held = lease;
+      // The scheduler's writes are fenced by the lease epoch inside their transactions.
+      schedulerKeys = new KeyService({
+        store: meteredStore(pg.fenced(() => held.fence()), metrics),
+        clock,
+        ids,
+        keystore,
+        restoreWindowSeconds: config.restoreWindowSeconds,
+        operationRetentionSeconds: config.operationRetentionSeconds,
+      });
+      await lease.start();
+      cleanups.push(() => held.stop());
+      const housekeeping = setInterval(() => {
+        if (!held.isLeader()) return;
+        pg.purgeTombstones(TOMBSTONE_RETENTION_SECONDS).catch((err: unknown) => logger.warn({ err }, 'purging tombstones failed'));
+      }, HOUSEKEEPING_INTERVAL_MS);
+      housekeeping.unref();
+      cleanups.push(() => clearInterval(housekeeping));
+    }
+    const leaderLease = lease;
+    const scheduler = new Scheduler(schedulerKeys, logger, config.schedulerIntervalMs, metrics, leaderLease === null ? undefined : () => leaderLease.isLeader());
     const bare = options.unsafeWithoutAccessControl === true;
     const policy: AccessPolicy = bare ? { authorize: () => undefined } : rolePolicy((query) => store.read(query));
     const app = buildApp({
@@ -191,6 +245,17 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
             ['audit', () => audit.health()],
           ]),
         ),
+      ...(leaderLease !== null && pgStore !== null
+        ? {
+            leader: () => leaderLease.isLeader(),
+            clusterInfo: ((pg: PgStore) => () => ({
+              store: 'postgresql',
+              instanceId,
+              epoch: leaderLease.status().epoch,
+              replicaRevision: pg.appliedRevision(),
+            }))(pgStore),
+          }
+        : {}),
       extraRoutes: [...cryptoRoutes(new CryptoService(store, keystore), policy), ...iamRoutes(new IamService(store, clock, ids)), ...auditRoutes(audit)],
       ...(testClock !== undefined ? { testClock } : {}),
     });
@@ -217,12 +282,17 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
     const address = server.address() as AddressInfo;
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const url = `http://${host}:${address.port}`;
+    if (pgStore !== null) {
+      const stopHeartbeat = await startHeartbeat(pgStore.pool, { instanceId, url, version: VERSION }, HEARTBEAT_INTERVAL_MS, logger);
+      cleanups.push(stopHeartbeat);
+    }
     let stopping: Promise<void> | null = null;
     return {
       url,
       dataDir,
       generatedAdminToken,
       keys,
+      cluster: pgStore !== null && leaderLease !== null ? { instanceId, lease: leaderLease, store: pgStore } : null,
       stop: () => (stopping ??= cleanup()),
     };
   } catch (err) {

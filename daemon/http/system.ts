@@ -7,21 +7,25 @@ import type { RouteDef } from './router.js';
 /**
  * Liveness and readiness for load balancers: 200 `{status: "ok", ready: true, …}` while every
  * component can write, 503 `{status: "unavailable", ready: false, checks: {store: "<reason>"}}`
- * while one cannot (disk full, read-only, I/O errors). Needs no token and is not audited.
+ * while one cannot (disk full, read-only, I/O errors, PostgreSQL unreachable). `leader` says
+ * whether this node runs the scheduler (a single file-store node always does; on PostgreSQL, the
+ * holder of the lease). `?leader` is the probe for "route to the leader": 200 on the leader, 429
+ * elsewhere. Needs no token and is not audited.
  */
-export function healthRoute(info: () => Record<string, unknown>, ready: () => ReadinessReport): RouteDef {
+export function healthRoute(info: () => Record<string, unknown>, ready: () => ReadinessReport, leader: () => boolean = () => true): RouteDef {
   return {
     method: 'GET',
     path: '/healthz',
     operationId: 'Health.Get',
-    summary: 'Liveness, readiness (503 with the reasons while writes fail) and basic facts; needs no token.',
+    summary: 'Liveness, readiness (503 with the reasons while writes fail), leadership (?leader: 200 on the leader, 429 elsewhere) and basic facts; needs no token.',
     permission: 'public',
-    handler: () => {
+    query: ['leader'],
+    handler: (ctx) => {
       const report = ready();
-      return {
-        status: report.ready ? 200 : 503,
-        body: { status: report.ready ? 'ok' : 'unavailable', ready: report.ready, checks: report.checks, ...info() },
-      };
+      const isLeader = leader();
+      const body = { status: report.ready ? 'ok' : 'unavailable', ready: report.ready, leader: isLeader, checks: report.checks, ...info() };
+      if (ctx.query.leader !== undefined) return { status: isLeader && report.ready ? 200 : 429, body };
+      return { status: report.ready ? 200 : 503, body };
     },
   };
 }
