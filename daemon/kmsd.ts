@@ -35,7 +35,7 @@ import { lockDataDir } from './store/lock.js';
 import { openLowdbStore } from './store/lowdb-store.js';
 import { openPgStore, type PgStore } from './store/pg-store.js';
 import { LeaderLease } from './cluster/lease.js';
-import { PgAuditAnchorStore, instanceIdOf, startHeartbeat, withAnchorStore } from './cluster/node.js';
+import { INSTANCE_ID_FILE, PgAuditAnchorStore, instanceIdOf, startHeartbeat, withAnchorStore } from './cluster/node.js';
 import type { Store } from './domain/ports.js';
 
 /** Deleted records stay as tombstones this long, so every node's replica learns of the deletion. */
@@ -120,7 +120,9 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
     const metrics = new PrometheusMetrics();
     let pgStore: PgStore | null = null;
     let instanceId = '';
+    let newNode = false;
     if (config.storeUrl !== undefined) {
+      newNode = !existsSync(join(dataDir, INSTANCE_ID_FILE));
       instanceId = instanceIdOf(dataDir);
       pgStore = await openPgStore({
         url: config.storeUrl,
@@ -136,7 +138,10 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
     const clock = testClock ?? systemClock;
     // A store that holds (or held) wrapped material may only meet the HSM it was made with; only
     // an empty store lets the keystore create a token or root key.
-    const allowCreate = store.read(storeIsUnbound);
+    // On PostgreSQL a new node (a data dir that has never joined) may provision its local HSM
+    // files; the binding recorded in the database then decides whether its token and root key are
+    // the cluster's, and refuses the start when they are not.
+    const allowCreate = store.read(storeIsUnbound) || newNode;
     let keystore: Keystore;
     try {
       keystore = new MeteredKeystore(openConfiguredKeystore(config, dataDir, logger, { allowCreate }), metrics);
@@ -253,6 +258,7 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
               instanceId,
               epoch: leaderLease.status().epoch,
               replicaRevision: pg.appliedRevision(),
+              versionConflicts: pg.conflictCount(),
             }))(pgStore),
           }
         : {}),

@@ -273,6 +273,12 @@ export async function readLease(db: Queryable): Promise<LeaseRow> {
   return { holder: row?.holder ?? null, epoch: Number(row?.epoch ?? 0), remainingMs: Number(row?.remaining_ms ?? 0) };
 }
 
+export async function readClusterMeta(db: Queryable): Promise<{ schemaVersion: number; rev: number }> {
+  const schema = await db.query<{ version: number | null }>('SELECT max(version) AS version FROM kms_schema_migrations');
+  const meta = await db.query<{ rev: string }>('SELECT rev FROM kms_meta WHERE id = 1');
+  return { schemaVersion: schema.rows[0]?.version ?? 0, rev: Number(meta.rows[0]?.rev ?? 0) };
+}
+
 // --- Nodes ---
 
 export async function registerNode(db: Queryable, node: { instanceId: string; url: string; version: string }): Promise<void> {

@@ -60,6 +60,8 @@ export interface PgStore extends Store {
   readonly pool: pg.Pool;
   /** Cluster-wide revision the replica has applied (every commit up to it is visible). */
   appliedRevision(): number;
+  /** Batches re-run after a version conflict with another node, since start. */
+  conflictCount(): number;
   /** Waits until the replica has caught up with the database as of now. */
   sync(): Promise<void>;
   /** Housekeeping (leader only): drop tombstones every replica has had time to see. */
@@ -120,6 +122,7 @@ class PostgresStore implements PgStore {
   private readonly engine: StateEngine;
   private readonly revs = new Map<TableName, Map<string, number>>();
   private lastSeen: number;
+  private conflicts = 0;
   private readonly queue: Item[] = [];
   private working = false;
   private catchUpWanted = false;
@@ -175,6 +178,10 @@ class PostgresStore implements PgStore {
 
   appliedRevision(): number {
     return this.lastSeen;
+  }
+
+  conflictCount(): number {
+    return this.conflicts;
   }
 
   sync(): Promise<void> {
@@ -311,6 +318,7 @@ class PostgresStore implements PgStore {
         rev = await this.transaction(rows, fence);
       } catch (err) {
         if (err instanceof Conflict) {
+          this.conflicts++;
           this.engine.abortAll();
           if (attempt >= MAX_ATTEMPTS) {
             settle(batch, new KmsError('ABORTED', 'the records changed on another node concurrently, again and again; retry the request'));
