@@ -61,7 +61,8 @@ async function measure(nodes: number): Promise<{ createKey: number; encrypt: num
 }
 
 const work = mkdtempSync(join(tmpdir(), 'kms-bench-cluster-'));
-const pgDir = join(work, 'pg');
+// Its own temp dir: the cluster belongs to the postgres OS user when run as root.
+const pgDir = mkdtempSync(join(tmpdir(), 'kms-bench-pg-'));
 const pgModule = (await import(join(REPO_ROOT, 'scripts/test-postgres.mjs'))) as TestPostgresModule;
 try {
   const tokens = join(work, 'tokens');
@@ -86,4 +87,5 @@ try {
 } finally {
   pgModule.stopTestPostgres(pgDir);
   rmSync(work, { recursive: true, force: true });
+  rmSync(pgDir, { recursive: true, force: true });
 }

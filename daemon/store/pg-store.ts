@@ -217,7 +217,11 @@ class PostgresStore implements PgStore {
       }, 1000);
       this.listenerRetry.unref();
     };
-    client.on('notification', () => this.requestCatchUp());
+    // The payload is the committed revision: this node's own commits (already applied) need no catch-up.
+    client.on('notification', (message) => {
+      const rev = Number(message.payload);
+      if (!Number.isSafeInteger(rev) || rev > this.lastSeen) this.requestCatchUp();
+    });
     client.on('error', (err) => {
       this.logger?.warn({ cause: describePgError(err) }, 'PostgreSQL notification connection lost; polling until it is back');
       if (this.listener === client) this.listener = null;
@@ -346,6 +350,8 @@ class PostgresStore implements PgStore {
         return;
       }
       this.engine.commitOldest(layer);
+      // The next revision after everything applied: nothing from another node lies in between.
+      if (rev !== null && rev === this.lastSeen + 1) this.lastSeen = rev;
       if (rev !== null) {
         for (const row of rows) {
           if (!row.write) continue;
