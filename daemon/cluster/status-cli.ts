@@ -35,7 +35,11 @@ export async function runClusterCommand(argv: string[], env: NodeJS.ProcessEnv, 
   const client = new pg.Client(pgConnectionConfig(url, 'kmsd:cluster-status'));
   try {
     await client.connect();
-    const [meta, lease, nodes, anchors] = await Promise.all([readClusterMeta(client), readLease(client), listNodes(client), listAuditAnchors(client)]);
+    // One connection answers one query at a time.
+    const meta = await readClusterMeta(client);
+    const lease = await readLease(client);
+    const nodes = await listNodes(client);
+    const anchors = await listAuditAnchors(client);
     const anchorOf = new Map(anchors.map((a) => [a.instanceId, a.seq]));
     const report = {
       schemaVersion: meta.schemaVersion,
