@@ -47,7 +47,7 @@ export function protoRoot(): protobuf.Root {
     if (target.startsWith('google/protobuf/')) return target; // built in (common)
     return target.startsWith('/') ? target : join(PROTO_ROOT, target);
   };
-  root.loadSync([...SERVED_FILES], { keepCase: false, alternateCommentMode: false });
+  root.loadSync([...SERVED_FILES], { keepCase: false, alternateCommentMode: true });
   root.resolveAll();
   loaded = root;
   return root;
