@@ -16,14 +16,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import protobuf from 'protobufjs';
-import { PROTO_ROOT, protoRoot } from '../daemon/grpc/descriptors.js';
+import { PROTO_ROOT, WIRE_PACKAGES, protoRoot, wireName } from '../daemon/grpc/descriptors.js';
 
 const REPO_ROOT = join(PROTO_ROOT, '..', '..');
 export const TYPES_FILE = join(REPO_ROOT, 'api', 'wire.gen.ts');
 export const SCHEMA_FILE = join(REPO_ROOT, 'schemas', 'wire.schema.gen.json');
 
 /** The packages whose messages are generated (their dependencies are mapped, not generated). */
-const PACKAGES = ['yandex.cloud.kms.v1', 'yandex.cloud.operation', 'yandex.cloud.access', 'yandex.cloud.iam.v1', 'yandex.cloud.endpoint', 'google.rpc'];
+const PACKAGES: readonly string[] = WIRE_PACKAGES;
 
 const LONGS = new Set(['int64', 'uint64', 'sint64', 'fixed64', 'sfixed64']);
 const NUMBERS = new Set(['int32', 'uint32', 'sint32', 'fixed32', 'sfixed32', 'double', 'float']);
@@ -39,11 +39,8 @@ const WELL_KNOWN = new Map<string, { ts: string; schema: object }>([
 
 const fullName = (t: protobuf.ReflectionObject): string => t.fullName.replace(/^\./, '');
 
-/** `yandex.cloud.kms.v1.SymmetricKey.Status` → `SymmetricKey_Status`. */
 function tsName(t: protobuf.ReflectionObject): string {
-  const name = fullName(t);
-  const pkg = PACKAGES.find((p) => name.startsWith(`${p}.`));
-  return (pkg === undefined ? name : name.slice(pkg.length + 1)).replace(/\./g, '_');
+  return wireName(t.fullName);
 }
 
 function collect(): { messages: protobuf.Type[]; enums: protobuf.Enum[] } {
@@ -142,7 +139,8 @@ export function renderSchemas(): string {
   for (const m of messages) {
     const properties: Record<string, object> = {};
     for (const field of m.fieldsArray) properties[field.name] = fieldSchema(field);
-    definitions[tsName(m)] = { type: 'object', title: fullName(m), properties };
+    // additionalProperties false: a writer sends no field the proto lacks (Any stays open).
+    definitions[tsName(m)] = { type: 'object', title: fullName(m), additionalProperties: false, properties };
   }
   return `${JSON.stringify(
     {

@@ -113,3 +113,13 @@ export function operationAnnotationOf(method: protobuf.Method): OperationAnnotat
   const metadata = resolveName(option['metadata']);
   return { response, ...(metadata !== undefined ? { metadata } : {}) };
 }
+
+/** The packages whose messages are the wire types (api/wire.gen.ts, schemas/wire.schema.gen.json). */
+export const WIRE_PACKAGES = ['yandex.cloud.kms.v1', 'yandex.cloud.operation', 'yandex.cloud.access', 'yandex.cloud.iam.v1', 'yandex.cloud.endpoint', 'google.rpc'] as const;
+
+/** The wire type name of a message or enum: `yandex.cloud.kms.v1.SymmetricKey.Status` → `SymmetricKey_Status`. */
+export function wireName(fullName: string): string {
+  const name = fullName.replace(/^\./, '');
+  const pkg = WIRE_PACKAGES.find((p) => name.startsWith(`${p}.`));
+  return (pkg === undefined ? name : name.slice(pkg.length + 1)).replace(/\./g, '_');
+}

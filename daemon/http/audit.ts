@@ -12,6 +12,7 @@ export function auditRoutes(audit: AuditLog): RouteDef[] {
       method: 'GET',
       path: '/kms/v1/auditEvents',
       operationId: 'AuditEvents.List',
+      response: 'AuditEventsPage',
       summary: 'Queries the audit trail (filters: folderId, keyId, subject, operation, from, to; paginated).',
       permission: 'kms.audit.read',
       query: ['folderId', 'keyId', 'subject', 'operation', 'from', 'to', 'pageSize', 'pageToken'],
