@@ -22,6 +22,12 @@ export default tseslint.config(
     ...tseslint.configs.disableTypeChecked,
   },
   {
+    // Runnable examples for users: plain Node scripts that print their results.
+    files: ['examples/**/*.mjs'],
+    languageOptions: { globals: { process: 'readonly', Buffer: 'readonly', console: 'readonly' } },
+    rules: { 'no-console': 'off' },
+  },
+  {
     files: ['test/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts'],
     // Tests poke at JSON responses; typing every body would add noise, not safety.
     rules: {

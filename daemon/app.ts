@@ -11,6 +11,7 @@ import type { AdjustableClock } from './domain/clock.js';
 import type { ReadinessReport } from './domain/health.js';
 import type { KeyService } from './domain/keys.js';
 import { transportError } from './http/errors.js';
+import { consoleHandler } from './http/console.js';
 import { fastPath, type CallLog } from './http/fast-path.js';
 import { keyRoutes } from './http/keys.js';
 import { openApiDocument } from './http/openapi.js';
@@ -49,6 +50,8 @@ export interface AppDeps {
   /** Where call metrics go; with `renderMetrics`, GET /metrics serves them. */
   metrics?: Metrics;
   renderMetrics?: () => Promise<{ contentType: string; text: string }>;
+  /** Where the built web console is (default dist/console); it is served at /console. */
+  consoleDir?: string;
 }
 
 export function buildRoutes(deps: AppDeps): RouteDef[] {
@@ -100,8 +103,10 @@ export function buildApp(deps: AppDeps, dispatcher: Dispatcher = buildDispatcher
     log(input, output, res.locals.started as bigint);
   });
   const fast = fastPath(dispatcher, { bodyLimit: BODY_LIMIT_BYTES, log });
+  // The console's static files: not API calls (no token, nothing secret), so not audited.
+  const serveConsole = consoleHandler(deps.consoleDir);
   return (req, res) => {
-    if (!fast(req, res)) app(req, res);
+    if (!fast(req, res) && !serveConsole(req, res)) app(req, res);
   };
 }
 

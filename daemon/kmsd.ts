@@ -8,6 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { createServer, type Server } from 'node:http';
 import { appCallLog, buildApp, buildDispatcher, type AppDeps, type AppLogger } from './app.js';
 import { openAuditLog } from './audit/trail.js';
+import { verifyTrail } from './audit/verify.js';
 import type { KmsdConfig } from './config.js';
 import { BOOTSTRAP_ADMIN, rolePolicy, type AccessPolicy } from './domain/access.js';
 import { AdjustableClock, systemClock } from './domain/clock.js';
@@ -205,7 +206,7 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
       extraRoutes: [
         ...cryptoRoutes(new CryptoService(store, keystore), policy),
         ...iamRoutes(new IamService(store, clock, ids)),
-        ...auditRoutes(audit),
+        ...auditRoutes(audit, () => verifyTrail(dataDir, keystore.auditKeyring({ allowCreate: false }), keystore.auditAnchorStore({ allowCreate: false }))),
         ...endpointRoutes(() => advertised),
       ],
       ...(testClock !== undefined ? { testClock } : {}),

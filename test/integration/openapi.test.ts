@@ -88,6 +88,7 @@ describe('/openapi.json', () => {
       ['POST', ADMIN_PATHS.tokens, '/admin/v1/tokens', { subject: 'userAccount:openapi' }],
       ['GET', ADMIN_PATHS.tokens, '/admin/v1/tokens'],
       ['GET', '/kms/v1/auditEvents?folderId=openapi', '/kms/v1/auditEvents'],
+      ['GET', '/kms/v1/auditEvents:verify', '/kms/v1/auditEvents:verify'],
       ['POST', '/test/v1/clock:advance', '/test/v1/clock:advance', { seconds: 0 }],
     ];
     for (const [method, path, template, body] of calls) {

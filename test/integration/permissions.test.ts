@@ -116,6 +116,8 @@ const CASES: RouteCase[] = [
   { operationId: 'Metrics.Get', allowed: BOOTSTRAP_ONLY, keyScoped: false, request: () => ({ method: 'GET', path: '/metrics' }) },
   { operationId: 'TestClock.Advance', allowed: BOOTSTRAP_ONLY, keyScoped: false, request: () => ({ method: 'POST', path: '/test/v1/clock:advance', body: { seconds: 0 } }) },
   { operationId: 'AuditEvents.List', allowed: AUDITOR_UP, keyScoped: true, request: (f) => ({ method: 'GET', path: `/kms/v1/auditEvents?folderId=${FOLDER}&keyId=${f.keyId}` }) },
+  // The whole trail's walk: daemon-wide, so no folder or key binding grants it.
+  { operationId: 'AuditEvents.Verify', allowed: BOOTSTRAP_ONLY, keyScoped: false, request: () => ({ method: 'GET', path: '/kms/v1/auditEvents:verify' }) },
 ];
 
 /**
