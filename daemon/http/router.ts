@@ -38,6 +38,11 @@ export interface RouteDef {
   operationId: string;
   summary: string;
   permission: Permission;
+  /**
+   * The documented 2xx body of a route that is no Yandex RPC (the RPCs' come from the protos):
+   * `wire:<Message>` (schemas/wire.schema.gen.json) or a definition of schemas/api/responses.json.
+   */
+  response?: string;
   /** Body schema (schemas/api); routes without one refuse a non-empty body. */
   body?: SchemaName;
   /** Query parameters the route accepts; any other is refused. */

@@ -14,6 +14,7 @@ export function healthRoute(info: () => Record<string, unknown>, ready: () => Re
     method: 'GET',
     path: '/healthz',
     operationId: 'Health.Get',
+      response: 'Health',
     summary: 'Liveness, readiness (503 with the reasons while writes fail) and basic facts; needs no token.',
     permission: 'public',
     handler: () => {
@@ -31,6 +32,7 @@ export function openApiRoute(document: () => object): RouteDef {
     method: 'GET',
     path: '/openapi.json',
     operationId: 'Api.Describe',
+      response: 'ApiDescription',
     summary: 'The OpenAPI 3.1 description of this API, built from the JSON Schemas in schemas/api.',
     permission: 'authenticated',
     handler: () => ({ body: document() }),
@@ -46,6 +48,7 @@ export function metricsRoute(render: () => Promise<{ contentType: string; text: 
     method: 'GET',
     path: '/metrics',
     operationId: 'Metrics.Get',
+    response: 'text',
     summary: 'Prometheus metrics: calls and latency by operation and result, audit, keystore, store, scheduler, process.',
     permission: 'metrics.read',
     handler: async () => {
@@ -61,6 +64,7 @@ export function testClockRoute(clock: AdjustableClock, scheduler: Scheduler): Ro
     method: 'POST',
     path: '/test/v1/clock:advance',
     operationId: 'TestClock.Advance',
+      response: 'ClockAdvance',
     summary: 'Moves the daemon clock forward and runs the due work (rotation, destruction). Test only.',
     permission: 'iam.admin',
     body: 'clock-advance',
