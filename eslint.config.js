@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'provider/gen/**', 'provider/gen-cdktn/**', 'examples/cdktf/cdktf.out/**', 'examples/cdktf/.gen/**', 'coverage/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'provider/gen/**', 'provider/gen-cdktn/**', 'examples/cdktf/cdktf.out/**', 'examples/cdktn/cdktn.out/**', 'examples/cdktf/.gen/**', 'coverage/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -20,6 +20,12 @@ export default tseslint.config(
   {
     files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
     ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    // Runnable examples for users: plain Node scripts that print their results.
+    files: ['examples/**/*.mjs'],
+    languageOptions: { globals: { process: 'readonly', Buffer: 'readonly', console: 'readonly' } },
+    rules: { 'no-console': 'off' },
   },
   {
     files: ['test/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts'],

@@ -25,6 +25,9 @@ export default async function globalSetup() {
   // tokens in someone's real token directory.
   process.env.SOFTHSM2_CONF = conf;
   process.env.KMS_TEST_SOFTHSM_DIR = dir;
+  // kmsd's gRPC listener defaults to 127.0.0.1:8444; parallel test daemons would fight over it.
+  // Tests that use gRPC ask for it with --grpc-listen 127.0.0.1:0 (test/support/grpc.ts).
+  process.env.KMS_GRPC_LISTEN = 'off';
   process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 
   // One throw-away PostgreSQL cluster on a loopback port for the run (the cluster tests, and every

@@ -59,7 +59,7 @@ function timeStart(dataDir: string, token: string): Promise<number> {
     const started = process.hrtime.bigint();
     const env: NodeJS.ProcessEnv = { ...process.env, KMS_BOOTSTRAP_TOKEN: token };
     delete env.SOFTHSM2_CONF;
-    const child = spawn(process.execPath, [KMSD_MAIN, '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--log-level', 'info'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [KMSD_MAIN, '--listen', '127.0.0.1:0', '--grpc-listen', 'off', '--data-dir', dataDir, '--log-level', 'info'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let buffer = '';
     let stderr = '';
     let elapsed: number | undefined;

@@ -23,6 +23,7 @@ import { ensureLocalKms, startLocalKms, trent, type LocalKmsBinary } from './loc
 import { REPO_ROOT } from './paths.js';
 import { figure, type Figure } from './stats.js';
 import { pinProcess } from './system.js';
+import { summarizeMetrics, type MetricsSummary } from './metrics-scrape.js';
 import { ensureVault, startVault, VAULT_AUDIT_TARGET, VAULT_KEY, VAULT_TARGET, type VaultBinary } from './vault.js';
 
 export type Operation = 'encrypt' | 'decrypt';
@@ -74,6 +75,8 @@ export interface DataPlaneResult {
   cases: DataPlaneCase[];
   /** Targets that could not be run, with the reason. */
   skipped: Record<string, string>;
+  /** kmsd's own /metrics, scraped after its runs (metrics are on during them). */
+  kmsdMetrics?: MetricsSummary | { error: string };
 }
 
 interface RequestShape {
@@ -98,7 +101,10 @@ async function postJson(shape: Omit<RequestShape, 'body'>, body: unknown): Promi
   return JSON.parse(text);
 }
 
-async function kmsdTargets(options: DataPlaneOptions, wanted: (name: string) => boolean): Promise<{ targets: Target[]; stop: () => Promise<void> }> {
+async function kmsdTargets(
+  options: DataPlaneOptions,
+  wanted: (name: string) => boolean,
+): Promise<{ targets: Target[]; scrape: () => Promise<MetricsSummary | { error: string }>; stop: () => Promise<void> }> {
   const dataDir = tempDir('kms-bench-dp-');
   const daemon = await startBenchDaemon({
     dataDir,
@@ -128,6 +134,16 @@ async function kmsdTargets(options: DataPlaneOptions, wanted: (name: string) => 
   }
   return {
     targets,
+    scrape: async () => {
+      try {
+        const response = await fetch(`${daemon.url}/metrics`, { headers: { authorization: `Bearer ${daemon.token}` } });
+        const text = await response.text();
+        if (!response.ok) return { error: `GET /metrics → ${response.status}: ${text.slice(0, 200)}` };
+        return summarizeMetrics(text);
+      } catch (error) {
+        return { error: (error as Error).message };
+      }
+    },
     stop: async () => {
       await daemon.stop();
       rmSync(dataDir, { recursive: true, force: true });
@@ -293,11 +309,13 @@ export async function benchDataPlane(options: DataPlaneOptions): Promise<DataPla
   // The load generator is this process: keep it off the servers' core for the data plane only
   // (CLI runs and daemons spawned later must not inherit a one-core affinity).
   const pinned = options.pin && pinProcess(process.pid, '1');
+  let kmsdMetrics: MetricsSummary | { error: string } | undefined;
   try {
     if (wanted('kmsd AES_256') || wanted('kmsd AES_256_HSM')) {
       const kmsd = await kmsdTargets({ ...options, pin: pinned }, wanted);
       try {
         for (const target of kmsd.targets) await benchTarget(target, options, cases);
+        kmsdMetrics = await kmsd.scrape();
       } finally {
         await kmsd.stop();
       }
@@ -325,5 +343,15 @@ export async function benchDataPlane(options: DataPlaneOptions): Promise<DataPla
   } finally {
     if (pinned) pinProcess(process.pid, `0-${availableParallelism() - 1}`);
   }
-  return { connections: options.connections, seconds: options.seconds, rateSeconds: options.rateSeconds, pinned, localKms, vault, cases, skipped };
+  return {
+    connections: options.connections,
+    seconds: options.seconds,
+    rateSeconds: options.rateSeconds,
+    pinned,
+    localKms,
+    vault,
+    cases,
+    skipped,
+    ...(kmsdMetrics !== undefined ? { kmsdMetrics } : {}),
+  };
 }

@@ -90,7 +90,7 @@ export async function startBenchDaemon(options: BenchDaemonOptions): Promise<Ben
   // Each daemon keeps its SoftHSM2 token in its own data dir, as on first start of a real host.
   delete env.SOFTHSM2_CONF;
   const started = performance.now();
-  const argv = [process.execPath, ...(options.nodeArgs ?? []), KMSD_MAIN, '--listen', `127.0.0.1:${port}`, '--data-dir', options.dataDir, ...(options.args ?? [])];
+  const argv = [process.execPath, ...(options.nodeArgs ?? []), KMSD_MAIN, '--listen', `127.0.0.1:${port}`, '--grpc-listen', 'off', '--data-dir', options.dataDir, ...(options.args ?? [])];
   if (options.cpus !== undefined) argv.unshift('taskset', '-c', options.cpus);
   const child = spawn(argv[0]!, argv.slice(1), {
     env,

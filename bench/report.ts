@@ -1,6 +1,7 @@
 /** Renders bench/results.json as bench/results.md: a header with the machine, then one table per section. */
 import type { ControlPlaneResult } from './control-plane.js';
 import type { DataPlaneCase, DataPlaneResult } from './dataplane.js';
+import type { MetricsSummary } from './metrics-scrape.js';
 import type { KeystoreCase } from './keystore.js';
 import type { ProviderResult } from './provider.js';
 import { ratio, type Figure } from './stats.js';
@@ -76,9 +77,34 @@ function dataPlaneSection(dp: DataPlaneResult): string {
     `local-kms: ${dp.localKms.available ? `used, ${dp.localKms.detail}` : `**not available** — \`${dp.localKms.detail.replace(/\s+/g, ' ').replace(/`/g, "'")}\``}`,
   ];
   lines.push('', ...vaultLines(dp));
+  if (dp.kmsdMetrics !== undefined) lines.push('', ...metricsLines(dp.kmsdMetrics));
   const own = new Set(['local-kms', VAULT_TARGET, VAULT_AUDIT_TARGET]);
   for (const [target, reason] of Object.entries(dp.skipped)) if (!own.has(target)) lines.push(`${target}: skipped — ${reason}`);
   return lines.join('\n');
+}
+
+/** What kmsd's own /metrics counted over its data-plane runs (scraped at the end; on throughout). */
+function metricsLines(m: MetricsSummary | { error: string }): string[] {
+  if ('error' in m) return [`kmsd /metrics: **scrape failed** — \`${oneLine(m.error)}\``];
+  const calls = m.calls.filter((c) => c.count >= 100);
+  return [
+    '### kmsd /metrics after its runs',
+    '',
+    'Scraped from the daemon at the end of its runs (metrics are on while it is loaded, so the ratios above include their cost). ' +
+      `Every documented series present: ${m.missingSeries.length === 0 ? 'yes' : `**no**, missing ${m.missingSeries.join(', ')}`}. ` +
+      `Audit: ${num(m.auditBatches)} durable batches, ${m.meanEventsPerBatch.toFixed(1)} events per batch on average (group commit), ` +
+      `${m.meanAuditFlushMs.toFixed(2)} ms mean write + fdatasync per batch. HSM errors: ${num(m.hsmErrors)}.`,
+    '',
+    table(
+      ['operation', 'result', 'calls', 'mean ms (read → answer)'],
+      calls.map((c) => [c.operation, c.result, num(c.count), c.meanMs.toFixed(2)]),
+    ),
+    '',
+    table(
+      ['keystore call', 'algorithm', 'calls', 'mean µs'],
+      m.keystore.filter((k) => k.count >= 100).map((k) => [k.operation, k.algorithm || '–', num(k.count), k.meanUs.toFixed(1)]),
+    ),
+  ];
 }
 
 const oneLine = (text: string) => text.replace(/\s+/g, ' ').replace(/`/g, "'");

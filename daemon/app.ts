@@ -11,6 +11,7 @@ import type { AdjustableClock } from './domain/clock.js';
 import type { ReadinessReport } from './domain/health.js';
 import type { KeyService } from './domain/keys.js';
 import { transportError } from './http/errors.js';
+import { consoleHandler } from './http/console.js';
 import { fastPath, type CallLog } from './http/fast-path.js';
 import { keyRoutes } from './http/keys.js';
 import { openApiDocument } from './http/openapi.js';
@@ -40,6 +41,8 @@ export interface AppDeps {
   /** Whether this node runs the scheduler, and the cluster facts /healthz shows (PostgreSQL). */
   leader?: () => boolean;
   clusterInfo?: () => Record<string, unknown>;
+  /** PostgreSQL: catch the replica up before a not-found/denied answer (see DispatcherDeps.freshen). */
+  freshen?: () => Promise<void>;
   /** Present only under --unsafe-test-clock: adds POST /test/v1/clock:advance. */
   testClock?: AdjustableClock;
   /** Extra routes (data plane, access administration) contributed by other modules. */
@@ -52,6 +55,8 @@ export interface AppDeps {
   /** Where call metrics go; with `renderMetrics`, GET /metrics serves them. */
   metrics?: Metrics;
   renderMetrics?: () => Promise<{ contentType: string; text: string }>;
+  /** Where the built web console is (default dist/console); it is served at /console. */
+  consoleDir?: string;
 }
 
 export function buildRoutes(deps: AppDeps): RouteDef[] {
@@ -77,16 +82,8 @@ export function buildRoutes(deps: AppDeps): RouteDef[] {
  * meets the same route table, validation, permission check, audit event and error bodies
  * whichever path serves it.
  */
-export function buildApp(deps: AppDeps): RequestListener {
-  const routes = buildRoutes(deps);
-  const dispatcher = new Dispatcher(routes, {
-    authenticate: deps.authenticate,
-    policy: deps.policy,
-    now: deps.now,
-    ...(deps.audit !== undefined ? { audit: deps.audit } : {}),
-    ...(deps.folderOfKey !== undefined ? { folderOfKey: deps.folderOfKey } : {}),
-  });
-  const log = callLogger(deps.logger, deps.logSampleEvery ?? DEFAULT_LOG_SAMPLE_EVERY, deps.metrics);
+export function buildApp(deps: AppDeps, dispatcher: Dispatcher = buildDispatcher(deps)): RequestListener {
+  const log = appCallLog(deps);
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
@@ -115,9 +112,31 @@ export function buildApp(deps: AppDeps): RequestListener {
     log(input, output, res.locals.started as bigint);
   });
   const fast = fastPath(dispatcher, { bodyLimit: BODY_LIMIT_BYTES, log });
+  // The console's static files: not API calls (no token, nothing secret), so not audited.
+  const serveConsole = consoleHandler(deps.consoleDir);
   return (req, res) => {
-    if (!fast(req, res)) app(req, res);
+    if (!fast(req, res) && !serveConsole(req, res)) app(req, res);
   };
+}
+
+/**
+ * The one dispatcher of a daemon: the REST listener (buildApp) and the gRPC listener
+ * (daemon/grpc/server.ts) both serve their calls through it.
+ */
+export function buildDispatcher(deps: AppDeps): Dispatcher {
+  return new Dispatcher(buildRoutes(deps), {
+    authenticate: deps.authenticate,
+    policy: deps.policy,
+    now: deps.now,
+    ...(deps.audit !== undefined ? { audit: deps.audit } : {}),
+    ...(deps.folderOfKey !== undefined ? { folderOfKey: deps.folderOfKey } : {}),
+    ...(deps.freshen !== undefined ? { freshen: deps.freshen } : {}),
+  });
+}
+
+/** The call log (and call metrics) of a daemon, for either listener. */
+export function appCallLog(deps: AppDeps): CallLog {
+  return callLogger(deps.logger, deps.logSampleEvery ?? DEFAULT_LOG_SAMPLE_EVERY, deps.metrics);
 }
 
 /** Data-plane calls that succeed are logged one in this many; errors and refusals always. */

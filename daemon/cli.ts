@@ -34,6 +34,7 @@ export async function runMain(argv: string[], env: NodeJS.ProcessEnv): Promise<n
   logger.info(
     {
       url: running.url,
+      ...(running.grpcAddress !== undefined ? { grpc: running.grpcAddress, grpcAdvertise: running.grpcAdvertise } : {}),
       dataDir: running.dataDir,
       keystore: config.keystore,
       ...(running.cluster !== null ? { store: 'postgresql', instanceId: running.cluster.instanceId, leader: running.cluster.lease.isLeader() } : {}),

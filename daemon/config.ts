@@ -30,6 +30,13 @@ export interface KmsdConfig {
   operationRetentionSeconds: number;
   schedulerIntervalMs: number;
   http: HttpLimits;
+  /** The TLS gRPC listener (Yandex Cloud gRPC API); null when `--grpc-listen off`. */
+  grpc: { host: string; port: number } | null;
+  /** HOST:PORT that endpoint discovery returns; absent: the listen address (`localhost` for loopback). */
+  grpcAdvertise?: string;
+  /** PEM files of the gRPC listener; absent: a private CA and certificate under <data-dir>/tls/. */
+  tlsCert?: string;
+  tlsKey?: string;
   /** The audit trail (daemon/audit/trail.ts): segment rotation, retention, recovery after a cut. */
   audit: {
     segmentBytes: number;
@@ -54,6 +61,7 @@ export interface HttpLimits {
 
 export const DEFAULTS = {
   listen: '127.0.0.1:8443',
+  grpcListen: '127.0.0.1:8444',
   dataDir: './kms-data',
   keystore: 'pkcs11',
   logLevel: 'info',
@@ -80,6 +88,10 @@ export const USAGE = `Usage: kmsd [options]
 
 Options (flag / environment variable / default):
   --listen HOST:PORT          KMS_LISTEN               ${DEFAULTS.listen}
+  --grpc-listen HOST:PORT|off KMS_GRPC_LISTEN          ${DEFAULTS.grpcListen} (TLS gRPC, the Yandex Cloud gRPC API; "off" disables it)
+  --grpc-advertise HOST:PORT  KMS_GRPC_ADVERTISE       the gRPC listen address (localhost for a loopback one): what endpoint discovery returns
+  --tls-cert FILE             KMS_TLS_CERT             a private CA and server certificate kmsd makes under <data-dir>/tls/ (CA in tls/ca.pem)
+  --tls-key FILE              KMS_TLS_KEY              (with --tls-cert)
   --data-dir DIR              KMS_DATA_DIR             ${DEFAULTS.dataDir}
   --store postgres://…        KMS_STORE                the lowdb file store in the data dir; a PostgreSQL URL makes this a cluster node
   --lease-ttl DURATION        KMS_LEASE_TTL            ${DEFAULTS.leaseTtl} (PostgreSQL: the scheduler's leader lease lasts this long unrenewed)
@@ -122,6 +134,10 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): KmsdConfig 
       allowPositionals: false,
       options: {
         listen: { type: 'string' },
+        'grpc-listen': { type: 'string' },
+        'grpc-advertise': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
         'data-dir': { type: 'string' },
         store: { type: 'string' },
         'lease-ttl': { type: 'string' },
@@ -153,14 +169,15 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): KmsdConfig 
   }
   if (values.help === true) throw new ConfigError('help');
   const listen = values.listen ?? env.KMS_LISTEN ?? DEFAULTS.listen;
-  const match = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d{1,5})$/.exec(listen);
-  const port = Number(match?.[2]);
-  if (match?.[1] === undefined || port > 65535) throw new ConfigError(`--listen must be HOST:PORT, got "${listen}"`);
+  const { host: listenHost, port } = parseHostPort('--listen', listen);
+  const grpcListen = values['grpc-listen'] ?? env.KMS_GRPC_LISTEN ?? DEFAULTS.grpcListen;
+  const grpc = grpcListen === 'off' ? null : parseHostPort('--grpc-listen', grpcListen);
   const keystore = values.keystore ?? env.KMS_KEYSTORE ?? DEFAULTS.keystore;
   if (keystore !== 'pkcs11' && keystore !== 'software') throw new ConfigError(`--keystore must be pkcs11 or software, got "${keystore}"`);
   const config: KmsdConfig = {
-    listenHost: match[1].replace(/^\[|\]$/g, ''),
+    listenHost,
     listenPort: port,
+    grpc,
     dataDir: values['data-dir'] ?? env.KMS_DATA_DIR ?? DEFAULTS.dataDir,
     lease: {
       ttlMs: parseMilliseconds('--lease-ttl', values['lease-ttl'] ?? env.KMS_LEASE_TTL ?? DEFAULTS.leaseTtl),
@@ -214,7 +231,25 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): KmsdConfig 
   const pin = values['pkcs11-pin'] ?? env.KMS_PKCS11_PIN;
   if (pin !== undefined) config.pkcs11Pin = pin;
   if (env.KMS_BOOTSTRAP_TOKEN !== undefined && env.KMS_BOOTSTRAP_TOKEN !== '') config.bootstrapToken = env.KMS_BOOTSTRAP_TOKEN;
+  const advertise = values['grpc-advertise'] ?? env.KMS_GRPC_ADVERTISE;
+  if (advertise !== undefined) {
+    parseHostPort('--grpc-advertise', advertise);
+    config.grpcAdvertise = advertise;
+  }
+  const tlsCert = values['tls-cert'] ?? env.KMS_TLS_CERT;
+  const tlsKey = values['tls-key'] ?? env.KMS_TLS_KEY;
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) throw new ConfigError('--tls-cert and --tls-key must be given together');
+  if (tlsCert !== undefined) config.tlsCert = tlsCert;
+  if (tlsKey !== undefined) config.tlsKey = tlsKey;
   return config;
+}
+
+/** `HOST:PORT` or `[IPv6]:PORT` → host (without brackets) and port. */
+function parseHostPort(name: string, text: string): { host: string; port: number } {
+  const match = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d{1,5})$/.exec(text);
+  const port = Number(match?.[2]);
+  if (match?.[1] === undefined || port > 65535) throw new ConfigError(`${name} must be HOST:PORT, got "${text}"`);
+  return { host: match[1].replace(/^\[|\]$/g, ''), port };
 }
 
 const SIZE_UNITS = new Map<string, number>([

@@ -6,8 +6,9 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { createServer, type Server } from 'node:http';
-import { buildApp, type AppLogger } from './app.js';
+import { appCallLog, buildApp, buildDispatcher, type AppDeps, type AppLogger } from './app.js';
 import { openAuditLog } from './audit/trail.js';
+import { verifyTrail } from './audit/verify.js';
 import type { KmsdConfig } from './config.js';
 import { BOOTSTRAP_ADMIN, rolePolicy, type AccessPolicy } from './domain/access.js';
 import { AdjustableClock, systemClock } from './domain/clock.js';
@@ -22,6 +23,9 @@ import { ensureBootstrapToken, tokenAuthenticator } from './domain/tokens.js';
 import { cryptoRoutes } from './http/crypto.js';
 import { auditRoutes } from './http/audit.js';
 import { iamRoutes } from './http/iam.js';
+import { endpointRoutes } from './http/endpoints.js';
+import { startGrpcServer } from './grpc/server.js';
+import { loadTlsMaterial } from './grpc/tls.js';
 import { bindKeystore, refuseStart, storeIsUnbound } from './keystore/binding.js';
 import { openPkcs11Keystore } from './keystore/pkcs11.js';
 import { writeSecretFile } from './keystore/secret-file.js';
@@ -47,6 +51,12 @@ export const VERSION = '0.1.0';
 
 export interface RunningKmsd {
   url: string;
+  /** HOST:PORT of the TLS gRPC listener; undefined with `--grpc-listen off`. */
+  grpcAddress?: string;
+  /** What endpoint discovery returns (HOST:PORT clients dial). */
+  grpcAdvertise?: string;
+  /** The CA certificate of the gRPC listener when kmsd made it (`<data-dir>/tls/ca.pem`). */
+  grpcCaPath?: string;
   dataDir: string;
   /** The generated admin token when this start created one (also in admin.token). */
   generatedAdminToken: string | null;
@@ -229,13 +239,15 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
     const scheduler = new Scheduler(schedulerKeys, logger, config.schedulerIntervalMs, metrics, leaderLease === null ? undefined : () => leaderLease.isLeader());
     const bare = options.unsafeWithoutAccessControl === true;
     const policy: AccessPolicy = bare ? { authorize: () => undefined } : rolePolicy((query) => store.read(query));
-    const app = buildApp({
+    // The advertised gRPC address is known once the listener is bound (port 0 in tests).
+    let advertised: string | undefined;
+    const appDeps: AppDeps = {
       logSampleEvery: config.logSampleEvery,
       metrics,
       renderMetrics: () => metrics.render(),
       keys,
       scheduler,
-      authenticate: bare ? () => ({ subject: BOOTSTRAP_ADMIN }) : tokenAuthenticator(store),
+      authenticate: bare ? () => ({ subject: BOOTSTRAP_ADMIN }) : tokenAuthenticator(store, () => clock.now()),
       policy,
       now: () => clock.now(),
       folderOfKey: (keyId) => store.read((state) => state.keys.get(keyId)?.folderId),
@@ -253,6 +265,7 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
       ...(leaderLease !== null && pgStore !== null
         ? {
             leader: () => leaderLease.isLeader(),
+            freshen: ((pg: PgStore) => () => pg.sync())(pgStore),
             clusterInfo: ((pg: PgStore) => () => ({
               store: 'postgresql',
               instanceId,
@@ -262,9 +275,16 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
             }))(pgStore),
           }
         : {}),
-      extraRoutes: [...cryptoRoutes(new CryptoService(store, keystore), policy), ...iamRoutes(new IamService(store, clock, ids)), ...auditRoutes(audit)],
+      extraRoutes: [
+        ...cryptoRoutes(new CryptoService(store, keystore), policy),
+        ...iamRoutes(new IamService(store, clock, ids)),
+        ...auditRoutes(audit, () => verifyTrail(dataDir, keystore.auditKeyring({ allowCreate: false }), keystore.auditAnchorStore({ allowCreate: false }))),
+        ...endpointRoutes(() => advertised),
+      ],
       ...(testClock !== undefined ? { testClock } : {}),
-    });
+    };
+    const dispatcher = buildDispatcher(appDeps);
+    const app = buildApp(appDeps, dispatcher);
     if (testClock !== undefined) logger.warn({}, 'UNSAFE: --unsafe-test-clock is on; POST /test/v1/clock:advance moves time');
     const server = createServer(
       {
@@ -283,6 +303,33 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
       server.listen(config.listenPort, config.listenHost, () => resolveListen());
     });
     cleanups.push(() => closeServer(server));
+    let grpcAddress: string | undefined;
+    let grpcCaPath: string | undefined;
+    if (config.grpc !== null) {
+      const advertiseHost = config.grpcAdvertise !== undefined ? hostOf(config.grpcAdvertise) : undefined;
+      const tls = await loadTlsMaterial({
+        dataDir,
+        ...(config.tlsCert !== undefined ? { certFile: config.tlsCert } : {}),
+        ...(config.tlsKey !== undefined ? { keyFile: config.tlsKey } : {}),
+        ...(advertiseHost !== undefined ? { advertiseHost } : {}),
+      });
+      grpcCaPath = tls.caPath;
+      const grpcServer = await startGrpcServer({
+        dispatcher,
+        host: config.grpc.host,
+        port: config.grpc.port,
+        certPem: tls.certPem,
+        keyPem: tls.keyPem,
+        log: appCallLog(appDeps),
+        logger,
+      });
+      cleanups.push(() => grpcServer.stop());
+      grpcAddress = grpcServer.address;
+      advertised = config.grpcAdvertise ?? defaultAdvertise(config.grpc.host, grpcServer.port);
+      if (tls.caPath !== undefined) {
+        logger.info({ grpc: grpcAddress, advertise: advertised, ca: tls.caPath, tls: tls.source }, 'gRPC clients must trust the CA certificate in this file');
+      }
+    }
     scheduler.start();
     cleanups.push(() => scheduler.stop());
     const address = server.address() as AddressInfo;
@@ -295,6 +342,9 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
     let stopping: Promise<void> | null = null;
     return {
       url,
+      ...(grpcAddress !== undefined ? { grpcAddress } : {}),
+      ...(advertised !== undefined ? { grpcAdvertise: advertised } : {}),
+      ...(grpcCaPath !== undefined ? { grpcCaPath } : {}),
       dataDir,
       generatedAdminToken,
       keys,
@@ -305,6 +355,19 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
     await cleanup();
     throw err;
   }
+}
+
+/** The host of HOST:PORT or [IPv6]:PORT. */
+function hostOf(address: string): string {
+  return address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+}
+
+/** Clients dial a loopback listener as localhost (the name on the generated certificate). */
+function defaultAdvertise(host: string, port: number): string {
+  const loopback = host === '127.0.0.1' || host === '::1' || host === 'localhost' || host.startsWith('127.');
+  if (loopback) return `localhost:${port}`;
+  if (host === '0.0.0.0' || host === '::') return `localhost:${port}`;
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 /** Stops accepting connections and waits for in-flight requests; idle keep-alive sockets close now. */

@@ -42,13 +42,18 @@ function tfplugindocs(): string {
   return bin;
 }
 
+/** docs/images/ (the README's screenshots) is ours, not tfplugindocs': kept, never compared. */
+const KEPT_DIR = 'images';
+
 function files(dir: string): Map<string, string> {
   const out = new Map<string, string>();
   if (!existsSync(dir)) return out;
   for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
     if (entry.isFile()) {
       const path = join(entry.parentPath, entry.name);
-      out.set(relative(dir, path), readFileSync(path, 'utf8'));
+      const name = relative(dir, path);
+      if (name.startsWith(`${KEPT_DIR}/`)) continue;
+      out.set(name, readFileSync(path, 'utf8'));
     }
   }
   return out;
@@ -105,7 +110,7 @@ function main(): void {
       console.log(`gen-docs: docs/ is up to date (${fresh.size} files) and tfplugindocs validate passes`);
       return;
     }
-    rmSync(docs, { recursive: true, force: true });
+    if (existsSync(docs)) for (const entry of readdirSync(docs)) if (entry !== KEPT_DIR) rmSync(join(docs, entry), { recursive: true, force: true });
     cpSync(join(work, 'docs'), docs, { recursive: true });
     console.log(`gen-docs: wrote docs/ (${files(docs).size} files)`);
   } finally {

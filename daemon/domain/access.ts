@@ -61,8 +61,19 @@ const ADMIN: Permission[] = [
 const ENCRYPTER: Permission[] = ['kms.keys.encrypt', 'kms.keys.generateDataKey'];
 const DECRYPTER: Permission[] = ['kms.keys.decrypt'];
 
+/**
+ * Yandex's primitive roles as they apply to KMS: `viewer` reads (as kms.viewer); `editor` does
+ * everything with keys, their versions and their data but change access (not subject to the
+ * administrator/user split); `admin` does everything, access bindings included.
+ */
+const PRIMITIVE_EDITOR: Permission[] = [...ADMIN.filter((p) => p !== 'kms.keys.setAccessBindings' && p !== 'kms.keys.updateAccessBindings'), ...ENCRYPTER, ...DECRYPTER];
+const PRIMITIVE_ADMIN: Permission[] = [...ADMIN, ...ENCRYPTER, ...DECRYPTER];
+
 /** Role → the permissions it grants. A `Map`: role ids come from requests. */
 export const ROLES: ReadonlyMap<string, ReadonlySet<Permission>> = new Map<string, ReadonlySet<Permission>>([
+  ['viewer', new Set(VIEWER)],
+  ['editor', new Set(PRIMITIVE_EDITOR)],
+  ['admin', new Set(PRIMITIVE_ADMIN)],
   ['kms.auditor', new Set(AUDITOR)],
   ['kms.viewer', new Set(VIEWER)],
   ['kms.editor', new Set(EDITOR)],
@@ -101,6 +112,15 @@ export function subjectOf(binding: AccessBinding): string {
   return `${binding.subject.type}:${binding.subject.id}`;
 }
 
+/**
+ * Whether a binding names the caller: its own subject, or the system groups of everyone
+ * (`system:allAuthenticatedUsers`, `system:allUsers`; every caller here holds a valid token).
+ */
+function bindingApplies(binding: AccessBinding, caller: Caller): boolean {
+  if (binding.subject.type === 'system') return binding.subject.id === 'allAuthenticatedUsers' || binding.subject.id === 'allUsers';
+  return subjectOf(binding) === caller.subject;
+}
+
 /** Role-based policy over the bindings in the state (read through `read`). */
 export function rolePolicy(read: <T>(query: (state: StateView) => T) => T): AccessPolicy {
   return {
@@ -116,7 +136,7 @@ export function rolePolicy(read: <T>(query: (state: StateView) => T) => T): Acce
         if (target.keyId !== undefined) resources.push(keyResource(target.keyId));
         return resources.some((resource) =>
           (state.accessBindings.get(resource)?.bindings ?? []).some(
-            (binding) => subjectOf(binding) === caller.subject && (ROLES.get(binding.roleId)?.has(permission) ?? false),
+            (binding) => bindingApplies(binding, caller) && (ROLES.get(binding.roleId)?.has(permission) ?? false),
           ),
         );
       });

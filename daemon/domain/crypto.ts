@@ -15,7 +15,7 @@
  */
 import { KmsError, failedPrecondition, invalidArgument, notFound } from './errors.js';
 import { liveKey } from './keys.js';
-import type { Algorithm, KeyRecord, StateView, VersionRecord } from './model.js';
+import { keystoreAlgorithm, type Algorithm, type KeyRecord, type KnownAlgorithm, type StateView, type VersionRecord } from './model.js';
 import type { Keystore, Store } from './ports.js';
 
 export const MAX_PLAINTEXT_BYTES = 32768;
@@ -99,7 +99,9 @@ export class CryptoService {
     }
   }
 
-  generateDataKey(keyId: string, spec: Algorithm, aadContext: Buffer, skipPlaintext: boolean, versionId?: string): DataKeyResult {
+  generateDataKey(keyId: string, requested: KnownAlgorithm, aadContext: Buffer, skipPlaintext: boolean, versionId?: string): DataKeyResult {
+    const token = this.keystore.identity().token;
+    const spec = keystoreAlgorithm('dataKeySpec', requested, { kind: this.keystore.kind, ...(token !== null ? { label: token.label } : {}) });
     const dataKey = this.keystore.randomBytes(DATA_KEY_BYTES[spec]);
     try {
       const sealed = this.encrypt(keyId, dataKey, aadContext, versionId);

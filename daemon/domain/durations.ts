@@ -4,18 +4,19 @@
  */
 import { invalidArgument } from './errors.js';
 
-const DURATION = /^(\d{1,12})(?:\.(\d{1,9}))?s$/;
+const DURATION = /^(-)?(\d{1,12})(?:\.(\d{1,9}))?s$/;
 
-/** Parses "<seconds>s"; fractional seconds are accepted only when they are zero. */
+/**
+ * Parses every proto3 JSON Duration form ("3600s", "3600.5s", "3600.000000001s"). The domain keeps
+ * whole seconds: a fraction is dropped (so a minimum is never met by rounding up).
+ */
 export function parseDurationSeconds(field: string, text: string): number {
   const match = DURATION.exec(text);
   if (!match) {
-    throw invalidArgument(field, `invalid duration "${text}": expected seconds with an "s" suffix, such as "86400s"`);
+    throw invalidArgument(field, `invalid duration "${text}": expected seconds with an "s" suffix, such as "86400s" or "0.5s"`);
   }
-  if (match[2] !== undefined && !/^0+$/.test(match[2])) {
-    throw invalidArgument(field, `invalid duration "${text}": fractional seconds are not supported`);
-  }
-  return Number(match[1]);
+  if (match[1] === '-' && !/^0+$/.test(`${match[2]}${match[3] ?? ''}`)) throw invalidArgument(field, `invalid duration "${text}": must not be negative`);
+  return Number(match[2]);
 }
 
 export function formatDurationSeconds(seconds: number): string {

@@ -5,9 +5,9 @@
 import { METRICS_SUBJECT, ROLES, folderResource, keyResource, subjectOf } from './access.js';
 import { KmsError, invalidArgument, notFound } from './errors.js';
 import { liveKey } from './keys.js';
-import type { AccessBinding, OperationRecord, ServiceAccountRecord, StateTx, StateView } from './model.js';
+import { SYSTEM_SUBJECT_IDS, type AccessBinding, type OperationRecord, type ServiceAccountRecord, type StateTx, type StateView, type TokenRecord } from './model.js';
 import type { Caller, Clock, IdGenerator, Store } from './ports.js';
-import { hashToken, newToken } from './tokens.js';
+import { IAM_TOKEN_LIFETIME_SECONDS, MAX_IAM_TOKENS_PER_TOKEN, hashToken, newToken } from './tokens.js';
 import { operationView, type OperationView } from './views.js';
 
 export interface AccessBindingDelta {
@@ -25,6 +25,14 @@ export interface IssuedToken {
   createdAt: string;
   /** Shown once, never stored. */
   token: string;
+}
+
+/** IamTokenService.Create's answer. */
+export interface IamToken {
+  iamToken: string;
+  expiresAt: string;
+  /** The token's subject (for the audit event; not part of the response). */
+  subject: string;
 }
 
 export class IamService {
@@ -76,15 +84,66 @@ export class IamService {
     });
   }
 
-  listTokens(): Omit<IssuedToken, 'token'>[] {
-    return this.store.read((state) => [...state.tokens.values()].map((t) => ({ id: t.id, subject: t.subject, description: t.description, createdAt: t.createdAt })));
+  listTokens(): (Omit<IssuedToken, 'token'> & { expiresAt?: string })[] {
+    return this.store.read((state) =>
+      [...state.tokens.values()].map((t) => ({
+        id: t.id,
+        subject: t.subject,
+        description: t.description,
+        createdAt: t.createdAt,
+        ...(t.expiresAt !== undefined ? { expiresAt: t.expiresAt } : {}),
+      })),
+    );
   }
 
+  /** Revokes a token and every IAM token made from it. */
   async revokeToken(id: string): Promise<void> {
     await this.store.update((state) => {
-      const entry = [...tokenEntries(state)].find(([, t]) => t.id === id);
+      const entries = [...tokenEntries(state)];
+      const entry = entries.find(([, t]) => t.id === id);
       if (entry === undefined) throw notFound('token', id);
       state.tokens.delete(entry[0]);
+      for (const [hash, token] of entries) if (token.parentTokenId === id) state.tokens.delete(hash);
+    });
+  }
+
+  /**
+   * IamTokenService.Create with `yandexPassportOauthToken`: the credential is a kmsd API token
+   * (what `yc`/the SDKs call an OAuth token); the answer is a new IAM token for the same subject,
+   * valid IAM_TOKEN_LIFETIME_SECONDS. An IAM token cannot be exchanged again. Expired IAM tokens
+   * are dropped here, and at most MAX_IAM_TOKENS_PER_TOKEN live per API token, so the table stays
+   * bounded however often clients exchange.
+   */
+  async createIamToken(credential: string): Promise<IamToken> {
+    const hash = hashToken(credential);
+    const value = newToken();
+    return this.store.update((state) => {
+      const parent = state.tokens.get(hash);
+      const now = this.clock.now();
+      if (parent === undefined || (parent.expiresAt !== undefined && Date.parse(parent.expiresAt) <= now.getTime())) {
+        throw new KmsError('UNAUTHENTICATED', 'yandexPassportOauthToken: the token is not valid');
+      }
+      if (parent.expiresAt !== undefined) {
+        throw new KmsError('UNAUTHENTICATED', 'yandexPassportOauthToken: an IAM token cannot be exchanged for another; give a kmsd API token');
+      }
+      const siblings: [string, number][] = [];
+      for (const [h, token] of [...tokenEntries(state)]) {
+        if (token.expiresAt === undefined) continue;
+        if (Date.parse(token.expiresAt) <= now.getTime()) state.tokens.delete(h);
+        else if (token.parentTokenId === parent.id) siblings.push([h, Date.parse(token.createdAt)]);
+      }
+      siblings.sort((a, b) => a[1] - b[1]);
+      while (siblings.length >= MAX_IAM_TOKENS_PER_TOKEN) state.tokens.delete((siblings.shift() as [string, number])[0]);
+      const expiresAt = new Date(now.getTime() + IAM_TOKEN_LIFETIME_SECONDS * 1000).toISOString();
+      state.tokens.set(hashToken(value), {
+        id: this.ids.next(),
+        subject: parent.subject,
+        description: `IAM token from token ${parent.id}`,
+        createdAt: now.toISOString(),
+        expiresAt,
+        parentTokenId: parent.id,
+      });
+      return { iamToken: value, expiresAt, subject: parent.subject };
     });
   }
 
@@ -101,8 +160,10 @@ export class IamService {
       checkResource(state, resource);
       bindings.forEach((b, i) => checkBinding(state, `accessBindings.${i}`, b));
       const key = resourceKey(resource);
-      state.accessBindings.set(key, { resource: key, bindings: dedupe(bindings.map(copyBinding)) });
-      return this.recordOperation(state, caller, resource, 'Set access bindings', 'SetAccessBindingsMetadata');
+      const before = (state.accessBindings.get(key)?.bindings ?? []).map(copyBinding);
+      const after = dedupe(bindings.map(copyBinding));
+      state.accessBindings.set(key, { resource: key, bindings: after });
+      return this.recordOperation(state, caller, resource, 'Set access bindings', 'SetAccessBindingsMetadata', effectiveDeltas(before, after));
     });
   }
 
@@ -114,7 +175,8 @@ export class IamService {
         if (d.action === 'ADD') checkBinding(state, `accessBindingDeltas.${i}.accessBinding`, d.accessBinding);
       });
       const key = resourceKey(resource);
-      let bindings = (state.accessBindings.get(key)?.bindings ?? []).map(copyBinding);
+      const before = (state.accessBindings.get(key)?.bindings ?? []).map(copyBinding);
+      let bindings = before.map(copyBinding);
       for (const delta of deltas) {
         const same = (b: AccessBinding) => b.roleId === delta.accessBinding.roleId && subjectOf(b) === subjectOf(delta.accessBinding);
         if (delta.action === 'ADD') {
@@ -124,11 +186,23 @@ export class IamService {
         }
       }
       state.accessBindings.set(key, { resource: key, bindings });
-      return this.recordOperation(state, caller, resource, 'Update access bindings', 'UpdateAccessBindingsMetadata');
+      return this.recordOperation(state, caller, resource, 'Update access bindings', 'UpdateAccessBindingsMetadata', effectiveDeltas(before, bindings));
     });
   }
 
-  private recordOperation(state: StateTx, caller: Caller, resource: BindingResource, description: string, metadataType: string): OperationView {
+  /**
+   * The Operation of a binding change. Its response is what each API's annotation names:
+   * `google.protobuf.Empty` for a key (SymmetricKeyService), `AccessBindingsOperationResult` with
+   * the deltas that changed something for a folder (FolderService).
+   */
+  private recordOperation(
+    state: StateTx,
+    caller: Caller,
+    resource: BindingResource,
+    description: string,
+    metadataType: string,
+    deltas: AccessBindingDelta[],
+  ): OperationView {
     const now = this.clock.now().toISOString();
     const record: OperationRecord = {
       id: this.ids.next(),
@@ -140,7 +214,10 @@ export class IamService {
       keyId: resource.type === 'key' ? resource.id : '',
       ...(resource.type === 'folder' ? { folderId: resource.id } : {}),
       metadata: { '@type': `type.googleapis.com/yandex.cloud.access.${metadataType}`, resourceId: resource.id },
-      response: { '@type': 'type.googleapis.com/google.protobuf.Empty' },
+      response:
+        resource.type === 'folder'
+          ? { '@type': 'type.googleapis.com/yandex.cloud.access.AccessBindingsOperationResult', effectiveDeltas: deltas }
+          : { '@type': 'type.googleapis.com/google.protobuf.Empty' },
     };
     state.operations.set(record.id, record);
     return operationView(record);
@@ -148,7 +225,7 @@ export class IamService {
 }
 
 /** Tokens by their hash; the table is keyed by hash, so this pairs them back up. */
-function tokenEntries(state: StateView): IterableIterator<[string, Readonly<{ id: string; subject: string }>]> {
+function tokenEntries(state: StateView): IterableIterator<[string, Readonly<TokenRecord>]> {
   return state.tokens.entries();
 }
 
@@ -160,10 +237,11 @@ function checkResource(state: StateView, resource: BindingResource): void {
   if (resource.type === 'key') liveKey(state, resource.id);
 }
 
+/** A subject a token can be issued to. */
 function checkSubject(state: StateView, field: string, subject: string): void {
   if (subject === METRICS_SUBJECT) return;
-  const match = /^(userAccount|serviceAccount):([a-z0-9][a-z0-9_-]{0,49})$/.exec(subject);
-  if (match === null) throw invalidArgument(field, `"${subject.slice(0, 80)}" must be userAccount:<id>, serviceAccount:<id> or ${METRICS_SUBJECT}`);
+  const match = /^(userAccount|serviceAccount|federatedUser):([a-z0-9][a-z0-9_-]{0,49})$/.exec(subject);
+  if (match === null) throw invalidArgument(field, `"${subject.slice(0, 80)}" must be userAccount:<id>, serviceAccount:<id>, federatedUser:<id> or ${METRICS_SUBJECT}`);
   if (match[1] === 'serviceAccount' && !state.serviceAccounts.has(match[2] ?? '')) {
     throw invalidArgument(field, `service account ${match[2]} does not exist`);
   }
@@ -173,7 +251,29 @@ function checkBinding(state: StateView, field: string, binding: AccessBinding): 
   if (!ROLES.has(binding.roleId)) {
     throw invalidArgument(`${field}.roleId`, `unknown role "${binding.roleId}" (known: ${[...ROLES.keys()].join(', ')})`);
   }
-  checkSubject(state, `${field}.subject`, `${binding.subject.type}:${binding.subject.id}`);
+  const { type, id } = binding.subject;
+  if (type === 'system') {
+    if (!(SYSTEM_SUBJECT_IDS as readonly string[]).includes(id)) {
+      throw invalidArgument(`${field}.subject.id`, `a system subject is ${SYSTEM_SUBJECT_IDS.join(' or ')}, not "${id.slice(0, 80)}"`);
+    }
+    return;
+  }
+  if (!/^[a-z0-9][a-z0-9_-]{0,49}$/.test(id)) {
+    throw invalidArgument(`${field}.subject.id`, `"${id.slice(0, 80)}" is not a valid id (lowercase letters, digits, "-" and "_", at most 50 characters)`);
+  }
+  if (type === 'group') return;
+  checkSubject(state, `${field}.subject`, `${type}:${id}`);
+}
+
+/** What a change did: ADD for each binding that appeared, REMOVE for each that went. */
+function effectiveDeltas(before: AccessBinding[], after: AccessBinding[]): AccessBindingDelta[] {
+  const id = (b: AccessBinding) => `${b.roleId}|${subjectOf(b)}`;
+  const had = new Set(before.map(id));
+  const has = new Set(after.map(id));
+  return [
+    ...after.filter((b) => !had.has(id(b))).map((b) => ({ action: 'ADD' as const, accessBinding: copyBinding(b) })),
+    ...before.filter((b) => !has.has(id(b))).map((b) => ({ action: 'REMOVE' as const, accessBinding: copyBinding(b) })),
+  ];
 }
 
 function copyBinding(binding: AccessBinding): AccessBinding {

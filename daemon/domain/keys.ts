@@ -3,9 +3,10 @@
  * change. Rules from DESIGN §4. Each mutating call runs in one `Store.update`, checks every
  * precondition first and only then changes state, and answers with a completed Operation.
  */
+import type * as Wire from '../../api/wire.gen.js';
 import { KmsError, failedPrecondition, invalidArgument, notFound } from './errors.js';
 import { describeSeconds } from './durations.js';
-import type { Algorithm, KeyRecord, KeyStatus, MaterialRef, OperationRecord, StateTx, StateView, VersionRecord } from './model.js';
+import { keystoreAlgorithm, type Algorithm, type KeyRecord, type KeyStatus, type KnownAlgorithm, type MaterialRef, type OperationRecord, type StateTx, type StateView, type VersionRecord } from './model.js';
 import type { Caller, Clock, IdGenerator, Keystore, Store } from './ports.js';
 import {
   TYPE_PREFIX,
@@ -38,7 +39,7 @@ export interface CreateKeyInput {
   name?: string;
   description?: string;
   labels?: Record<string, string>;
-  defaultAlgorithm?: Algorithm;
+  defaultAlgorithm?: KnownAlgorithm;
   rotationPeriodSeconds?: number;
   deletionProtection?: boolean;
 }
@@ -61,7 +62,7 @@ export interface UpdateKeyInput {
   description?: string;
   labels?: Record<string, string>;
   status?: KeyStatus;
-  defaultAlgorithm?: Algorithm;
+  defaultAlgorithm?: KnownAlgorithm;
   /** Absent (or null on the wire) with `rotationPeriod` in the mask clears automatic rotation. */
   rotationPeriodSeconds?: number;
   deletionProtection?: boolean;
@@ -116,7 +117,7 @@ export class KeyService {
 
   async createKey(caller: Caller, input: CreateKeyInput): Promise<OperationView> {
     checkRotationPeriod('rotationPeriod', input.rotationPeriodSeconds);
-    const algorithm = input.defaultAlgorithm ?? 'AES_128';
+    const algorithm = keystoreAlgorithm('defaultAlgorithm', input.defaultAlgorithm ?? 'AES_128', this.keystoreFacts());
     return this.store.update((state) => {
       const now = this.nowIso();
       const keyId = this.ids.next();
@@ -184,7 +185,7 @@ export class KeyService {
       if (mask.has('description')) key.description = input.description ?? '';
       if (mask.has('labels')) key.labels = { ...(input.labels ?? {}) };
       if (mask.has('status') && input.status !== undefined) key.status = input.status;
-      if (mask.has('defaultAlgorithm')) key.defaultAlgorithm = input.defaultAlgorithm ?? 'AES_128';
+      if (mask.has('defaultAlgorithm')) key.defaultAlgorithm = keystoreAlgorithm('defaultAlgorithm', input.defaultAlgorithm ?? 'AES_128', this.keystoreFacts());
       if (mask.has('deletionProtection')) key.deletionProtection = input.deletionProtection ?? false;
       if (mask.has('rotationPeriod')) {
         if (input.rotationPeriodSeconds === undefined) delete key.rotationPeriodSeconds;
@@ -335,6 +336,13 @@ export class KeyService {
     });
   }
 
+  /** Operations are done when they are returned: there is never anything left to cancel. */
+  cancelOperation(operationId: string): OperationView {
+    const op = this.getOperation(operationId);
+    if (op.done) throw failedPrecondition(`operation ${operationId} is already done; it cannot be cancelled`);
+    return op;
+  }
+
   getOperation(operationId: string): OperationView {
     return this.store.read((state) => {
       const op = state.operations.get(operationId);
@@ -419,14 +427,15 @@ export class KeyService {
       keyId: key.id,
       description: 'Rotate symmetric key',
       metadata: { '@type': `${TYPE_PREFIX}RotateSymmetricKeyMetadata`, keyId: key.id, newPrimaryVersionId: versionId },
-      response: typed('SymmetricKeyVersion', versionView(version, versionId)),
+      // The annotation of SymmetricKeyService.Rotate: the response is the key (with its new primary).
+      response: typed('SymmetricKey', keyView(key, version)),
     });
   }
 
   private recordOperation(
     state: StateTx,
     caller: Caller,
-    op: { keyId: string; description: string; metadata: Record<string, unknown>; response: Record<string, unknown> },
+    op: { keyId: string; description: string; metadata: Wire.Any; response: Wire.Any },
   ): OperationView {
     const now = this.nowIso();
     const record: OperationRecord = {
@@ -462,12 +471,18 @@ export class KeyService {
     this.discardMaterial(material);
   }
 
+  private keystoreFacts(): { kind: string; label?: string } | null {
+    if (this.keystore === null) return null;
+    const token = this.keystore.identity().token;
+    return { kind: this.keystore.kind, ...(token !== null ? { label: token.label } : {}) };
+  }
+
   private nowIso(): string {
     return this.clock.now().toISOString();
   }
 }
 
-function typed(type: string, view: object): Record<string, unknown> {
+function typed(type: string, view: object): Wire.Any {
   return { '@type': `${TYPE_PREFIX}${type}`, ...view };
 }
 

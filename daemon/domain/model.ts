@@ -4,9 +4,30 @@
  * the wire format can evolve separately. Tables are `Map`-like (`ReadTable`/`WriteTable`): user
  * input never indexes a plain object.
  */
+import type * as Wire from '../../api/wire.gen.js';
+import type { Present } from '../../api/wire.js';
+import { KmsError } from './errors.js';
 
 export const ALGORITHMS = ['AES_128', 'AES_192', 'AES_256', 'AES_256_HSM'] as const;
 export type Algorithm = (typeof ALGORITHMS)[number];
+
+/**
+ * Every algorithm the API knows (yandex.cloud.kms.v1.SymmetricAlgorithm). GOST_R_3412_2015_K
+ * (Kuznyechik) needs an HSM that implements it; no keystore kmsd drives does (SoftHSM2 has no
+ * GOST R 34.12-2015), so it is refused with FAILED_PRECONDITION naming the keystore.
+ */
+export const KNOWN_ALGORITHMS = [...ALGORITHMS, 'GOST_R_3412_2015_K'] as const;
+export type KnownAlgorithm = (typeof KNOWN_ALGORITHMS)[number];
+
+/** The algorithm, if this keystore can do it; FAILED_PRECONDITION naming the keystore otherwise. */
+export function keystoreAlgorithm(field: string, algorithm: KnownAlgorithm, keystore: { kind: string; label?: string } | null): Algorithm {
+  if ((ALGORITHMS as readonly string[]).includes(algorithm)) return algorithm as Algorithm;
+  const where = keystore === null ? 'this daemon has no keystore' : `the ${keystore.kind} keystore${keystore.label !== undefined ? ` (token "${keystore.label}")` : ''} cannot do it`;
+  throw new KmsError(
+    'FAILED_PRECONDITION',
+    `${field}: ${algorithm} (GOST R 34.12-2015 "Kuznyechik") is not available: ${where}; use one of ${ALGORITHMS.join(', ')}`,
+  );
+}
 
 export const KEY_STATUSES = ['CREATING', 'ACTIVE', 'INACTIVE'] as const;
 export type KeyStatus = (typeof KEY_STATUSES)[number];
@@ -64,9 +85,10 @@ export interface OperationRecord {
   keyId: string;
   /** The folder, for operations on a folder's access bindings. */
   folderId?: string;
-  metadata: Record<string, unknown>;
-  response?: Record<string, unknown>;
-  error?: { code: number; message: string; details: unknown[] };
+  /** google.protobuf.Any in proto3 JSON (`@type` and the fields), as the API returns it. */
+  metadata: Wire.Any;
+  response?: Wire.Any;
+  error?: { code: number; message: string; details: Wire.Any[] };
 }
 
 /** An API token, stored only as the SHA-256 of its value (the value is shown once). */
@@ -76,6 +98,13 @@ export interface TokenRecord {
   subject: string;
   createdAt: string;
   description: string;
+  /**
+   * Set on IAM tokens (IamTokenService.Create): short-lived tokens exchanged for an API token,
+   * refused after this time and revoked with the token they were made from.
+   */
+  expiresAt?: string;
+  /** The API token an IAM token was exchanged for. */
+  parentTokenId?: string;
 }
 
 export interface ServiceAccountRecord {
@@ -85,15 +114,21 @@ export interface ServiceAccountRecord {
   createdAt: string;
 }
 
-/** Subject types a binding can name (Yandex `Subject.type`). */
-export const SUBJECT_TYPES = ['userAccount', 'serviceAccount'] as const;
+/**
+ * Subject types a binding can name (Yandex `Subject.type`). Tokens are issued to userAccount,
+ * serviceAccount and federatedUser subjects. `system` names everyone: `allAuthenticatedUsers` (any
+ * valid token) and `allUsers` (the same here: every kmsd call but /healthz needs a token). A
+ * `group` binding is kept and listed but grants nothing: kmsd has no group membership.
+ */
+export const SUBJECT_TYPES = ['userAccount', 'serviceAccount', 'federatedUser', 'group', 'system'] as const;
+/** The ids a `system` subject may have. */
+export const SYSTEM_SUBJECT_IDS = ['allAuthenticatedUsers', 'allUsers'] as const;
 export type SubjectType = (typeof SUBJECT_TYPES)[number];
 
 /** Yandex `AccessBinding`: a role granted to a subject on the resource it is stored under. */
-export interface AccessBinding {
-  roleId: string;
-  subject: { id: string; type: SubjectType };
-}
+export type AccessBinding = Present<Wire.AccessBinding, 'roleId'> & {
+  subject: Present<Wire.Subject, 'id'> & { type: SubjectType };
+};
 
 /** The bindings of one resource (`folder:<folderId>` or `key:<keyId>`). */
 export interface AccessBindingsRecord {

@@ -17,10 +17,17 @@ export function newToken(): string {
   return `kms_${randomBytes(32).toString('base64url')}`;
 }
 
-export function tokenAuthenticator(store: Store): (token: string) => Caller | null {
+/** IAM tokens (IamTokenService.Create) live this long, as Yandex Cloud's do (at most 12 hours). */
+export const IAM_TOKEN_LIFETIME_SECONDS = 12 * 3600;
+/** Live IAM tokens per API token; the oldest is revoked when another is made. */
+export const MAX_IAM_TOKENS_PER_TOKEN = 32;
+
+export function tokenAuthenticator(store: Store, now: () => Date = () => new Date()): (token: string) => Caller | null {
   return (token) => {
     const record = store.read((state) => state.tokens.get(hashToken(token)));
-    return record === undefined ? null : { subject: record.subject };
+    if (record === undefined) return null;
+    if (record.expiresAt !== undefined && Date.parse(record.expiresAt) <= now().getTime()) return null;
+    return { subject: record.subject };
   };
 }
 

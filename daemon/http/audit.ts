@@ -6,12 +6,37 @@
 import type { AuditLog, AuditQuery } from '../domain/ports.js';
 import { intQuery, type RouteDef } from './router.js';
 
-export function auditRoutes(audit: AuditLog): RouteDef[] {
-  return [
+/** What a walk of the whole trail found (daemon/audit/verify.ts). */
+export interface TrailVerificationReport {
+  ok: boolean;
+  findings: { segment?: string; line?: number; reason: string }[];
+  notes: string[];
+  events: number;
+  segments: number;
+  headSeq: number;
+}
+
+/**
+ * `verify` walks the whole trail under the audit key (what `kmsd audit verify` does, from inside
+ * the daemon): one walk at a time, concurrent callers share it, so callers cannot pile up scans.
+ */
+export function auditRoutes(audit: AuditLog, verify?: () => Promise<TrailVerificationReport>): RouteDef[] {
+  let running: Promise<TrailVerificationReport & { verifiedAt: string }> | undefined;
+  const verifyOnce = (now: () => Date) =>
+    (running ??= (async () => {
+      try {
+        await audit.flush();
+        return { ...(await (verify as () => Promise<TrailVerificationReport>)()), verifiedAt: now().toISOString() };
+      } finally {
+        running = undefined;
+      }
+    })());
+  const routes: RouteDef[] = [
     {
       method: 'GET',
       path: '/kms/v1/auditEvents',
       operationId: 'AuditEvents.List',
+      response: 'AuditEventsPage',
       summary: 'Queries the audit trail (filters: folderId, keyId, subject, operation, from, to; paginated).',
       permission: 'kms.audit.read',
       query: ['folderId', 'keyId', 'subject', 'operation', 'from', 'to', 'pageSize', 'pageToken'],
@@ -30,4 +55,17 @@ export function auditRoutes(audit: AuditLog): RouteDef[] {
       },
     },
   ];
+  if (verify !== undefined) {
+    routes.push({
+      method: 'GET',
+      path: '/kms/v1/auditEvents:verify',
+      operationId: 'AuditEvents.Verify',
+      response: 'AuditVerification',
+      summary: 'Verifies the whole trail (every MAC under the audit key, the chain, indexes, start and head anchor); daemon-wide, so only for a caller who may read every event.',
+      permission: 'kms.audit.read',
+      target: () => ({}),
+      handler: async () => ({ body: await verifyOnce(() => new Date()) }),
+    });
+  }
+  return routes;
 }

@@ -4,7 +4,7 @@
  */
 import type { AccessPolicy } from '../domain/access.js';
 import { MAX_AAD_BYTES, MAX_PLAINTEXT_BYTES, decodeCiphertext, type CryptoService } from '../domain/crypto.js';
-import type { Algorithm } from '../domain/model.js';
+import type { KnownAlgorithm } from '../domain/model.js';
 import { keyTarget, pathParam, type RequestContext, type RouteDef } from './router.js';
 import { decodeBase64 } from './validation.js';
 
@@ -107,7 +107,7 @@ export function cryptoRoutes(crypto: CryptoService, policy: AccessPolicy): Route
       target: keyTarget,
       hot: true,
       handler: (ctx) => {
-        const body = ctx.body as { versionId?: string; aadContext?: string; dataKeySpec?: Algorithm; skipPlaintext?: boolean };
+        const body = ctx.body as { versionId?: string; aadContext?: string; dataKeySpec?: KnownAlgorithm; skipPlaintext?: boolean };
         const result = crypto.generateDataKey(
           pathParam(ctx, 'keyId'),
           body.dataKeySpec ?? 'AES_256',

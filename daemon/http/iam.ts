@@ -1,9 +1,12 @@
 /**
  * Access administration routes: access bindings on keys (Yandex SymmetricKey paths) and on
- * folders (Yandex resource-manager paths), and our own service-account and token admin API.
+ * folders (Yandex resource-manager paths), and our own service-account and token admin API
+ * (under /admin/v1, see api/admin-paths.ts).
  */
 import type { AccessBinding } from '../domain/model.js';
 import type { AccessBindingDelta, BindingResource, IamService } from '../domain/iam.js';
+import { KmsError, invalidArgument } from '../domain/errors.js';
+import { ADMIN_ROUTES } from '../../api/admin-paths.js';
 import { intQuery, pathParam, type RequestContext, type RouteDef } from './router.js';
 
 
@@ -33,7 +36,7 @@ function bindingRoutes(iam: IamService, base: string, idParam: string, type: Bin
       body: 'set-access-bindings',
       target,
       handler: async (ctx) => ({
-        body: await iam.setAccessBindings(ctx.caller, resource(ctx), (ctx.body as { accessBindings: AccessBinding[] }).accessBindings),
+        body: await iam.setAccessBindings(ctx.caller, resource(ctx), (ctx.body as { accessBindings?: AccessBinding[] }).accessBindings ?? []),
       }),
     },
     {
@@ -57,8 +60,38 @@ export function iamRoutes(iam: IamService): RouteDef[] {
     ...bindingRoutes(iam, '/resource-manager/v1/folders/{folderId}', 'folderId', 'folder', 'Folder'),
     {
       method: 'POST',
-      path: '/iam/v1/serviceAccounts',
+      path: '/iam/v1/tokens',
+      operationId: 'IamToken.Create',
+      summary:
+        'Yandex IamTokenService.Create: exchanges a kmsd API token (yandexPassportOauthToken) for a 12-hour IAM token of the same subject. jwt (service-account keys) is not supported.',
+      // The credential is in the body; the event names the subject it belongs to.
+      permission: 'public',
+      auditPublic: true,
+      body: 'create-iam-token',
+      handler: async (ctx) => {
+        const body = ctx.body as { yandexPassportOauthToken?: string; jwt?: string };
+        if (body.jwt !== undefined && body.yandexPassportOauthToken !== undefined) {
+          throw invalidArgument('identity', 'give exactly one of yandexPassportOauthToken and jwt');
+        }
+        if (body.jwt !== undefined) {
+          throw new KmsError(
+            'UNIMPLEMENTED',
+            'jwt: kmsd has no service-account keys to sign JWTs with; exchange a kmsd API token as yandexPassportOauthToken, or send the API token itself as the bearer token',
+          );
+        }
+        if (body.yandexPassportOauthToken === undefined || body.yandexPassportOauthToken === '') {
+          throw invalidArgument('yandexPassportOauthToken', 'is required (a kmsd API token)');
+        }
+        const token = await iam.createIamToken(body.yandexPassportOauthToken);
+        ctx.audit.subject = token.subject;
+        return { body: { iamToken: token.iamToken, expiresAt: token.expiresAt } };
+      },
+    },
+    {
+      method: 'POST',
+      path: ADMIN_ROUTES.serviceAccounts,
       operationId: 'ServiceAccount.Create',
+      response: 'ServiceAccount',
       summary: 'Creates a service account (subject serviceAccount:<id>).',
       permission: 'iam.admin',
       body: 'create-service-account',
@@ -69,16 +102,18 @@ export function iamRoutes(iam: IamService): RouteDef[] {
     },
     {
       method: 'GET',
-      path: '/iam/v1/serviceAccounts',
+      path: ADMIN_ROUTES.serviceAccounts,
       operationId: 'ServiceAccount.List',
+      response: 'ServiceAccountList',
       summary: 'Lists service accounts.',
       permission: 'iam.admin',
       handler: () => ({ body: { serviceAccounts: iam.listServiceAccounts() } }),
     },
     {
       method: 'DELETE',
-      path: '/iam/v1/serviceAccounts/{serviceAccountId}',
+      path: ADMIN_ROUTES.serviceAccount,
       operationId: 'ServiceAccount.Delete',
+      response: 'Empty',
       summary: 'Deletes a service account, revoking its tokens and removing its bindings.',
       permission: 'iam.admin',
       handler: async (ctx) => {
@@ -88,8 +123,9 @@ export function iamRoutes(iam: IamService): RouteDef[] {
     },
     {
       method: 'POST',
-      path: '/iam/v1/tokens',
+      path: ADMIN_ROUTES.tokens,
       operationId: 'Token.Create',
+      response: 'IssuedToken',
       summary: 'Issues a token for a subject; the value is in this response only.',
       permission: 'iam.admin',
       body: 'create-token',
@@ -100,16 +136,18 @@ export function iamRoutes(iam: IamService): RouteDef[] {
     },
     {
       method: 'GET',
-      path: '/iam/v1/tokens',
+      path: ADMIN_ROUTES.tokens,
       operationId: 'Token.List',
+      response: 'TokenList',
       summary: 'Lists tokens (ids and subjects, never values).',
       permission: 'iam.admin',
       handler: () => ({ body: { tokens: iam.listTokens() } }),
     },
     {
       method: 'DELETE',
-      path: '/iam/v1/tokens/{tokenId}',
+      path: ADMIN_ROUTES.token,
       operationId: 'Token.Revoke',
+      response: 'Empty',
       summary: 'Revokes a token at once.',
       permission: 'iam.admin',
       handler: async (ctx) => {

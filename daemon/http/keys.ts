@@ -5,7 +5,7 @@
 import { parseDurationSeconds } from '../domain/durations.js';
 import { invalidArgument } from '../domain/errors.js';
 import { UPDATABLE_FIELDS, type CreateKeyInput, type KeyService, type UpdatableField, type UpdateKeyInput } from '../domain/keys.js';
-import type { Algorithm, KeyStatus } from '../domain/model.js';
+import type { KnownAlgorithm, KeyStatus } from '../domain/model.js';
 import { intQuery, keyTarget, pathParam, type RequestContext, type RouteDef } from './router.js';
 
 interface CreateKeyBody {
@@ -13,7 +13,7 @@ interface CreateKeyBody {
   name?: string;
   description?: string;
   labels?: Record<string, string>;
-  defaultAlgorithm?: Algorithm;
+  defaultAlgorithm?: KnownAlgorithm;
   rotationPeriod?: string;
   deletionProtection?: boolean;
 }
@@ -24,7 +24,7 @@ interface UpdateKeyBody {
   description?: string;
   labels?: Record<string, string>;
   status?: KeyStatus;
-  defaultAlgorithm?: Algorithm;
+  defaultAlgorithm?: KnownAlgorithm;
   rotationPeriod?: string | null;
   deletionProtection?: boolean;
 }
@@ -112,6 +112,7 @@ export function keyRoutes(keys: KeyService): RouteDef[] {
       method: 'POST',
       path: '/kms/v1/keys/{keyId}:restore',
       operationId: 'SymmetricKey.Restore',
+      response: 'wire:Operation',
       summary: 'Restores a deleted key while its restore window (default 72h) is open. Extension of this KMS.',
       permission: 'kms.keys.restore',
       body: 'empty',
@@ -190,6 +191,15 @@ export function keyRoutes(keys: KeyService): RouteDef[] {
       // An unknown operation has no target: only the bootstrap admin gets its 404, others a 403.
       target: (ctx) => keys.operationTarget(pathParam(ctx, 'operationId')),
       handler: (ctx) => ({ body: keys.getOperation(pathParam(ctx, 'operationId')) }),
+    },
+    {
+      method: 'GET',
+      path: '/operations/{operationId}:cancel',
+      operationId: 'Operation.Cancel',
+      summary: 'Cancels an operation. Every kmsd operation completes before it is returned, so this always answers FAILED_PRECONDITION for a known operation.',
+      permission: 'kms.operations.get',
+      target: (ctx) => keys.operationTarget(pathParam(ctx, 'operationId')),
+      handler: (ctx) => ({ body: keys.cancelOperation(pathParam(ctx, 'operationId')) }),
     },
   ];
 }

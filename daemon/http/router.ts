@@ -21,7 +21,7 @@ export interface RequestContext<B = unknown> {
   query: Record<string, string>;
   body: B;
   /** Facts a handler learns that belong in the audit event even if the call then fails. */
-  audit: { versionId?: string };
+  audit: { versionId?: string; subject?: string };
 }
 
 export interface RouteResult {
@@ -38,6 +38,11 @@ export interface RouteDef {
   operationId: string;
   summary: string;
   permission: Permission;
+  /**
+   * The documented 2xx body of a route that is no Yandex RPC (the RPCs' come from the protos):
+   * `wire:<Message>` (schemas/wire.schema.gen.json) or a definition of schemas/api/responses.json.
+   */
+  response?: string;
   /** Body schema (schemas/api); routes without one refuse a non-empty body. */
   body?: SchemaName;
   /** Query parameters the route accepts; any other is refused. */
@@ -50,6 +55,11 @@ export interface RouteDef {
    * by sampling when it succeeds.
    */
   hot?: boolean;
+  /**
+   * A `public` route that is audited all the same: one that takes its credential in the body
+   * (IamTokenService.Create), whose handler names the subject in `ctx.audit.subject`.
+   */
+  auditPublic?: boolean;
   handler(ctx: RequestContext): Promise<RouteResult> | RouteResult;
 }
 
@@ -201,6 +211,11 @@ export interface DispatcherDeps {
   /** The folder of a key, for audit events of key-scoped calls. */
   folderOfKey?: (keyId: string) => string | undefined;
   now: () => Date;
+  /**
+   * PostgreSQL cluster: waits until this node's replica has caught up with the database. A call
+   * that would answer NOT_FOUND, UNAUTHENTICATED or PERMISSION_DENIED is tried once more after it.
+   */
+  freshen?: () => Promise<void>;
 }
 
 /**
@@ -253,7 +268,7 @@ export class Dispatcher {
       hot = def.hot === true;
       routed = true;
       event.operation = def.operationId;
-      audited = def.permission !== 'public';
+      audited = def.permission !== 'public' || def.auditPublic === true;
       const params = Object.create(null) as Record<string, string>;
       let i = 0;
       for (const segment of route.segments) {
@@ -266,22 +281,36 @@ export class Dispatcher {
       }
       // Known before authentication, so that refused calls are still attributed to their key.
       if (params.keyId !== undefined) event.keyId = params.keyId;
-      const caller = def.permission === 'public' ? { subject: 'anonymous' } : authenticateCall(input.authorization, authenticate);
-      const ctx: RequestContext = {
-        requestId: input.requestId,
-        caller,
-        params,
-        query: readQuery(input, def),
-        body: readBody(input, def),
-        audit: {},
+      const attempt = async (): Promise<RouteResult> => {
+        const caller = def.permission === 'public' ? { subject: 'anonymous' } : authenticateCall(input.authorization, authenticate);
+        const ctx: RequestContext = {
+          requestId: input.requestId,
+          caller,
+          params,
+          query: readQuery(input, def),
+          body: readBody(input, def),
+          audit: {},
+        };
+        annotations = ctx.audit;
+        subject = caller.subject;
+        event.subject = caller.subject;
+        const target = def.target?.(ctx) ?? {};
+        describeTarget(event, target, ctx, this.deps);
+        policy.authorize(caller, def.permission, target);
+        return def.handler(ctx);
       };
-      annotations = ctx.audit;
-      subject = caller.subject;
-      event.subject = caller.subject;
-      const target = def.target?.(ctx) ?? {};
-      describeTarget(event, target, ctx, this.deps);
-      policy.authorize(caller, def.permission, target);
-      const result = await def.handler(ctx);
+      let result: RouteResult;
+      try {
+        result = await attempt();
+      } catch (err) {
+        // A cluster node's replica may not have seen a record another node just wrote (a key, a
+        // token, a binding): before answering "not found"/"denied", catch up once and try again.
+        // Safe: a call that failed so committed nothing.
+        const code = err instanceof KmsError ? err.code : undefined;
+        if (this.deps.freshen === undefined || (code !== 'NOT_FOUND' && code !== 'UNAUTHENTICATED' && code !== 'PERMISSION_DENIED')) throw err;
+        await this.deps.freshen();
+        result = await attempt();
+      }
       const versionId = (result.body as { versionId?: unknown } | null)?.versionId;
       if (event.versionId === undefined && typeof versionId === 'string') event.versionId = versionId;
       outcome = { ok: true, result };
@@ -290,6 +319,10 @@ export class Dispatcher {
       outcome = { ok: false, error: err };
     }
     if (annotations.versionId !== undefined) event.versionId = annotations.versionId;
+    if (annotations.subject !== undefined) {
+      event.subject = annotations.subject;
+      subject = annotations.subject;
+    }
     if (this.deps.audit !== undefined && audited) {
       event.time = this.deps.now().toISOString();
       try {
@@ -374,13 +407,19 @@ function decodePathSegment(name: string, raw: string): string {
   }
 }
 
+/**
+ * The query under the names routes declare (JSON names, `folderId`); the proto names of the same
+ * fields (`folder_id`) are accepted too, as Yandex's REST gateway does, but not both at once.
+ */
 function readQuery(input: CallInput, def: RouteDef): Record<string, string> {
   const query = Object.create(null) as Record<string, string>;
   for (const name of Object.keys(input.query)) {
     const value = input.query[name];
-    if (!(def.query ?? []).includes(name)) throw invalidArgument(name.slice(0, 64), 'unknown query parameter');
+    const canonical = name.includes('_') ? name.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase()) : name;
+    if (!(def.query ?? []).includes(canonical)) throw invalidArgument(name.slice(0, 64), 'unknown query parameter');
     if (typeof value !== 'string') throw invalidArgument(name, 'must be given once, as a plain value');
-    query[name] = value;
+    if (query[canonical] !== undefined) throw invalidArgument(name, `given twice (as ${canonical} and as its proto name)`);
+    query[canonical] = value;
   }
   return query;
 }

@@ -4,6 +4,7 @@
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { KmsError, invalidArgument, type FieldViolation } from '../domain/errors.js';
+import { protoRoot } from '../grpc/descriptors.js';
 import common from '../../schemas/api/common.json' with { type: 'json' };
 import createKey from '../../schemas/api/create-key.json' with { type: 'json' };
 import updateKey from '../../schemas/api/update-key.json' with { type: 'json' };
@@ -19,6 +20,7 @@ import setAccessBindings from '../../schemas/api/set-access-bindings.json' with 
 import updateAccessBindings from '../../schemas/api/update-access-bindings.json' with { type: 'json' };
 import createServiceAccount from '../../schemas/api/create-service-account.json' with { type: 'json' };
 import createToken from '../../schemas/api/create-token.json' with { type: 'json' };
+import createIamToken from '../../schemas/api/create-iam-token.json' with { type: 'json' };
 
 /** Every request body schema, by the name routes use. */
 export const REQUEST_SCHEMAS = {
@@ -36,6 +38,7 @@ export const REQUEST_SCHEMAS = {
   'update-access-bindings': updateAccessBindings,
   'create-service-account': createServiceAccount,
   'create-token': createToken,
+  'create-iam-token': createIamToken,
 } as const;
 
 export type SchemaName = keyof typeof REQUEST_SCHEMAS;
@@ -48,10 +51,40 @@ for (const [name, schema] of Object.entries(REQUEST_SCHEMAS) as [SchemaName, obj
   validators.set(name, ajv.compile(schema));
 }
 
+/**
+ * Enum fields of request bodies and the proto enum each is: proto3 JSON allows an enum by name or
+ * by number, so numbers become names (from the vendored descriptors) before validation.
+ */
+const ENUM_FIELDS = new Map<string, string>([
+  ['defaultAlgorithm', 'yandex.cloud.kms.v1.SymmetricAlgorithm'],
+  ['dataKeySpec', 'yandex.cloud.kms.v1.SymmetricAlgorithm'],
+  ['status', 'yandex.cloud.kms.v1.SymmetricKey.Status'],
+  ['action', 'yandex.cloud.access.AccessBindingAction'],
+]);
+
+/** Bodies that have enum fields (the hot encrypt/decrypt bodies are not copied). */
+const WITH_ENUMS: ReadonlySet<SchemaName> = new Set<SchemaName>(['create-key', 'update-key', 'generate-data-key', 'update-access-bindings']);
+
+function enumsByName(body: unknown): unknown {
+  if (body === null || typeof body !== 'object') return body;
+  if (Array.isArray(body)) return body.map(enumsByName);
+  const out = Object.create(null) as Record<string, unknown>;
+  for (const [key, value] of Object.entries(body as Record<string, unknown>)) {
+    const enumName = ENUM_FIELDS.get(key);
+    if (enumName !== undefined && typeof value === 'number' && Number.isInteger(value)) {
+      out[key] = protoRoot().lookupEnum(enumName).valuesById[value] ?? value;
+    } else {
+      out[key] = key === 'labels' ? value : enumsByName(value);
+    }
+  }
+  return out;
+}
+
 /** Throws INVALID_ARGUMENT naming the field when `body` does not match the named schema. */
-export function validateBody<T>(name: SchemaName, body: unknown): T {
+export function validateBody<T>(name: SchemaName, given: unknown): T {
   const validate = validators.get(name);
   if (validate === undefined) throw new KmsError('INTERNAL', `no schema ${name}`);
+  const body = WITH_ENUMS.has(name) ? enumsByName(given) : given;
   if (validate(body)) return body as T;
   const violation = describe((validate.errors ?? [])[0]);
   throw new KmsError('INVALID_ARGUMENT', `${violation.field}: ${violation.description}`, [violation]);

@@ -185,6 +185,7 @@ class PostgresStore implements PgStore {
   }
 
   sync(): Promise<void> {
+    if (this.closed) return Promise.resolve();
     return new Promise((resolve) => {
       this.syncWaiters.push(resolve);
       this.requestCatchUp();

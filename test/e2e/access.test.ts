@@ -5,6 +5,7 @@ import { expect, it } from '@jest/globals';
 import { describeEachCli } from '../support/cli.js';
 import { api } from '../support/daemon.js';
 import { E2E_TIMEOUT, config, keyResource, useKms, uniqueFolder, workspaceFor } from './fixtures.js';
+import { ADMIN_PATHS } from '../../api/admin-paths.js';
 
 function accessHcl(serviceAccountId: string, withBinding: boolean): string {
   const member = `serviceAccount:${serviceAccountId}`;
@@ -49,9 +50,9 @@ describeEachCli('access control and secrets in Terraform', (cli) => {
     'binding → member → ciphertext → data source; imports plan clean; removing the binding removes access',
     async () => {
       const admin = { url: kms.url, token: kms.token };
-      const sa = await api(admin, 'POST', '/iam/v1/serviceAccounts', { name: `app-${cli.name}` });
+      const sa = await api(admin, 'POST', ADMIN_PATHS.serviceAccounts, { name: `app-${cli.name}` });
       expect(sa.status).toBe(200);
-      const issued = await api(admin, 'POST', '/iam/v1/tokens', { subject: `serviceAccount:${sa.body.id}` });
+      const issued = await api(admin, 'POST', ADMIN_PATHS.tokens, { subject: `serviceAccount:${sa.body.id}` });
       const app = { url: kms.url, token: issued.body.token as string };
 
       const ws = workspaceFor(cli, kms, uniqueFolder('access'), 'access');

@@ -7,6 +7,7 @@ import { describeEachCli } from '../support/cli.js';
 import { api } from '../support/daemon.js';
 import { zipText } from '../support/zip.js';
 import { E2E_TIMEOUT, PROVIDER_HCL, stateFiles, useKms, uniqueFolder, workspaceFor } from './fixtures.js';
+import { ADMIN_PATHS } from '../../api/admin-paths.js';
 
 const PASSWORD = 'eph-db-password-7f3a9c';
 
@@ -73,9 +74,9 @@ describeEachCli(
         const folderId = uniqueFolder('eph');
         const appFolder = uniqueFolder('eph-app');
         const key = await kms.rest.createKey({ folderId, name: 'ephemeral-source' });
-        const sa = await api(admin, 'POST', '/iam/v1/serviceAccounts', { name: `eph-${cli.id.replace(/\./g, '-')}` });
+        const sa = await api(admin, 'POST', ADMIN_PATHS.serviceAccounts, { name: `eph-${cli.id.replace(/\./g, '-')}` });
         expect(sa.status).toBe(200);
-        const issued = await api(admin, 'POST', '/iam/v1/tokens', { subject: `serviceAccount:${sa.body.id as string}` });
+        const issued = await api(admin, 'POST', ADMIN_PATHS.tokens, { subject: `serviceAccount:${sa.body.id as string}` });
         const appToken = issued.body.token as string;
         const granted = await api(admin, 'POST', `/resource-manager/v1/folders/${appFolder}:updateAccessBindings`, {
           accessBindingDeltas: [{ action: 'ADD', accessBinding: { roleId: 'kms.admin', subject: { type: 'serviceAccount', id: sa.body.id } } }],

@@ -12,6 +12,7 @@ import { readTrailEvents, segmentPaths, trailLines } from '../support/audit.js';
 import { KMSD_MAIN, api, startDaemon, type DaemonProcess } from '../support/daemon.js';
 import { databaseForDataDir, testStoreIsPostgres } from '../support/postgres.js';
 import { SOFTHSM_MODULE } from '../support/softhsm.js';
+import { ADMIN_PATHS } from '../../api/admin-paths.js';
 
 /** Small segments, so that a test's few dozen calls span several. */
 const SMALL_SEGMENTS = ['--audit-segment-size', '4096'];
@@ -40,9 +41,9 @@ beforeAll(async () => {
   const created = await admin('POST', '/kms/v1/keys', { folderId: FOLDER, name: 'audited-key' });
   keyId = created.body.response.id;
   await admin('POST', '/kms/v1/keys', { folderId: 'elsewhere' });
-  const sa = await admin('POST', '/iam/v1/serviceAccounts', { name: 'auditor' });
+  const sa = await admin('POST', ADMIN_PATHS.serviceAccounts, { name: 'auditor' });
   auditorSubject = `serviceAccount:${sa.body.id}`;
-  const token = await admin('POST', '/iam/v1/tokens', { subject: auditorSubject });
+  const token = await admin('POST', ADMIN_PATHS.tokens, { subject: auditorSubject });
   auditorToken = token.body.token;
   secrets.push(auditorToken, daemon.token);
   await admin('POST', `/resource-manager/v1/folders/${FOLDER}:setAccessBindings`, {

@@ -42,6 +42,12 @@ describe('npm run bench --quick', () => {
       // local-kms is never built in quick mode; without a cached binary the results say why.
       if (!results.dataplane.localKms.available) expect(results.dataplane.localKms.detail).toMatch(/local-kms/);
       expect(results.dataplane.vault).toMatchObject({ available: false, detail: expect.stringMatching(/not built/) });
+      // /metrics scraped from the loaded daemon: every series the README documents, and the calls it served.
+      expect(results.dataplane.kmsdMetrics.missingSeries).toEqual([]);
+      expect(results.dataplane.kmsdMetrics.calls).toEqual(
+        expect.arrayContaining([expect.objectContaining({ operation: 'SymmetricCrypto.Encrypt', result: 'OK' })]),
+      );
+      expect(results.dataplane.kmsdMetrics.auditBatches).toBeGreaterThan(0);
       expect(results.controlplane.steps.length).toBeGreaterThan(0);
       expect(results.provider.handshakeMs.runs).toBe(1);
       expect(results.provider.handshake.node.runs).toBe(1);
@@ -58,6 +64,8 @@ describe('npm run bench --quick', () => {
       for (const heading of ['## Data plane over HTTP', '## Control plane growth', '## Provider', '## Keystore (in process)']) expect(markdown).toContain(heading);
       expect(markdown).toMatch(/^\| target \| op \|.*\n\|(---\|)+\n\| kmsd AES_256 \|/m);
       expect(markdown).toContain('Vault transit: **not available in this run**');
+      expect(markdown).toContain('### kmsd /metrics after its runs');
+      expect(markdown).toContain('Every documented series present: yes.');
     } finally {
       rmSync(out, { recursive: true, force: true });
     }

@@ -57,7 +57,7 @@ describe('round trips', () => {
     const v1 = key.primaryVersion.id as string;
     const old = await call('POST', `/kms/v1/keys/${key.id}:encrypt`, { plaintext: b64('before rotation') });
     const rotated = await call('POST', `/kms/v1/keys/${key.id}:rotate`);
-    const v2 = rotated.body.response.id as string;
+    const v2 = rotated.body.response.primaryVersion.id as string;
     const fresh = await call('POST', `/kms/v1/keys/${key.id}:encrypt`, { plaintext: b64('after') });
     expect(fresh.body.versionId).toBe(v2);
     const chosen = await call('POST', `/kms/v1/keys/${key.id}:encrypt`, { plaintext: b64('v1 again'), versionId: v1 });

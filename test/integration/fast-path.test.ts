@@ -9,6 +9,7 @@ import { request } from 'node:http';
 import { gzipSync } from 'node:zlib';
 import { readTrailEvents } from '../support/audit.js';
 import { api, startDaemon, type DaemonProcess } from '../support/daemon.js';
+import { ADMIN_PATHS } from '../../api/admin-paths.js';
 
 let daemon: DaemonProcess;
 let keyId = '';
@@ -109,8 +110,8 @@ describe('the lean path and the Express path answer alike', () => {
     const bad = await post(`/kms/v1/keys/${keyId}:decrypt`, '{"ciphertext":"AAAA"}', { 'content-type': 'application/json', authorization: 'Bearer kms_bad' });
     expect(bad.status).toBe(401);
     expect(bad.headers['www-authenticate']).toBe('Bearer realm="kms", error="invalid_token"');
-    const sa = await api(daemon, 'POST', '/iam/v1/serviceAccounts', { name: 'fast-viewer' });
-    const token = await api(daemon, 'POST', '/iam/v1/tokens', { subject: `serviceAccount:${sa.body.id}` });
+    const sa = await api(daemon, 'POST', ADMIN_PATHS.serviceAccounts, { name: 'fast-viewer' });
+    const token = await api(daemon, 'POST', ADMIN_PATHS.tokens, { subject: `serviceAccount:${sa.body.id}` });
     const denied = await api({ url: daemon.url, token: token.body.token }, 'POST', `/kms/v1/keys/${keyId}:encrypt`, { plaintext: 'eA==' });
     expect(denied.status).toBe(403);
     expect(denied.body.message).toBe(`serviceAccount:${sa.body.id} lacks permission kms.keys.encrypt on key ${keyId}`);

@@ -9,6 +9,7 @@ import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { api } from '../support/daemon.js';
 import { startTestKmsd, type TestKmsd } from '../support/kmsd.js';
+import { ADMIN_PATHS } from '../../api/admin-paths.js';
 
 let kmsd: TestKmsd;
 let keyId = '';
@@ -124,8 +125,8 @@ describe('headers', () => {
   it('every response says Cache-Control: no-store (key material, plaintext, tokens, errors)', async () => {
     const enc = await httpCall('POST', `/kms/v1/keys/${keyId}:encrypt`, { ...auth(), 'content-type': 'application/json' }, JSON.stringify({ plaintext: 'eA==' }));
     expect(enc.status).toBe(200);
-    const sa = await api(kmsd, 'POST', '/iam/v1/serviceAccounts', { name: 'http-sa' });
-    const token = await httpCall('POST', '/iam/v1/tokens', { ...auth(), 'content-type': 'application/json' }, JSON.stringify({ subject: `serviceAccount:${sa.body.id}` }));
+    const sa = await api(kmsd, 'POST', ADMIN_PATHS.serviceAccounts, { name: 'http-sa' });
+    const token = await httpCall('POST', ADMIN_PATHS.tokens, { ...auth(), 'content-type': 'application/json' }, JSON.stringify({ subject: `serviceAccount:${sa.body.id}` }));
     expect(token.status).toBe(200);
     const dk = await httpCall('POST', `/kms/v1/keys/${keyId}:generateDataKey`, { ...auth(), 'content-type': 'application/json' }, '{}');
     const missing = await httpCall('GET', '/kms/v1/keys/nope', auth());

@@ -135,7 +135,7 @@ describe('request validation names the field', () => {
     },
     { name: 'duration without unit', body: { folderId: FOLDER, rotationPeriod: '86400' }, field: 'rotationPeriod', message: /rotationPeriod: must match/ },
     { name: 'Go-style duration', body: { folderId: FOLDER, rotationPeriod: '24h' }, field: 'rotationPeriod', message: /rotationPeriod/ },
-    { name: 'fractional duration', body: { folderId: FOLDER, rotationPeriod: '3600.5s' }, field: 'rotationPeriod', message: /fractional seconds/ },
+    { name: 'fractional duration below 1h', body: { folderId: FOLDER, rotationPeriod: '3599.5s' }, field: 'rotationPeriod', message: /at least 1h/ },
     { name: 'rotation below 1h', body: { folderId: FOLDER, rotationPeriod: '3599s' }, field: 'rotationPeriod', message: /at least 1h/ },
     { name: 'bad folder id', body: { folderId: 'Folder/1' }, field: 'folderId', message: /folderId: must match/ },
     { name: 'folder id too long', body: { folderId: 'f'.repeat(51) }, field: 'folderId', message: /folderId: must match/ },
@@ -364,8 +364,10 @@ describe('versions: primary, destruction, rotation', () => {
     const key = await createKey();
     const first = key.primaryVersion.id as string;
     const rotated = await call('POST', `/kms/v1/keys/${key.id}:rotate`);
-    expect(rotated.body.metadata).toEqual({ '@type': `${OP_TYPE}RotateSymmetricKeyMetadata`, keyId: key.id, newPrimaryVersionId: rotated.body.response.id });
-    expect(rotated.body.response).toMatchObject({ '@type': `${OP_TYPE}SymmetricKeyVersion`, primary: true, algorithm: 'AES_128' });
+    // SymmetricKeyService.Rotate's annotation: the response is the SymmetricKey, with its new primary.
+    expect(rotated.body.metadata).toEqual({ '@type': `${OP_TYPE}RotateSymmetricKeyMetadata`, keyId: key.id, newPrimaryVersionId: rotated.body.response.primaryVersion.id });
+    expect(rotated.body.response).toMatchObject({ '@type': `${OP_TYPE}SymmetricKey`, id: key.id, primaryVersion: { primary: true, algorithm: 'AES_128' } });
+    expect(rotated.body.response.rotatedAt).toBe(rotated.body.response.primaryVersion.createdAt);
     const set = await call('POST', `/kms/v1/keys/${key.id}:setPrimaryVersion`, { versionId: first });
     expect(set.status).toBe(200);
     expect(set.body.metadata).toEqual({ '@type': `${OP_TYPE}SetPrimarySymmetricKeyVersionMetadata`, keyId: key.id, versionId: first });

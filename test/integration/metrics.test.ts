@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { api } from '../support/daemon.js';
 import { startTestKmsd, type TestKmsd } from '../support/kmsd.js';
+import { ADMIN_PATHS } from '../../api/admin-paths.js';
 
 let kmsd: TestKmsd;
 let keyId = '';
@@ -57,13 +58,13 @@ describe('GET /metrics', () => {
   });
 
   it('is for the bootstrap admin and system:metrics tokens only', async () => {
-    const metricsToken = await api(kmsd, 'POST', '/iam/v1/tokens', { subject: 'system:metrics', description: 'prometheus' });
+    const metricsToken = await api(kmsd, 'POST', ADMIN_PATHS.tokens, { subject: 'system:metrics', description: 'prometheus' });
     expect(metricsToken.status).toBe(200);
     expect((await scrape(metricsToken.body.token)).status).toBe(200);
     // The metrics token reads metrics and nothing else.
     expect((await api({ url: kmsd.url, token: metricsToken.body.token }, 'GET', `/kms/v1/keys/${keyId}`)).status).toBe(403);
-    const sa = await api(kmsd, 'POST', '/iam/v1/serviceAccounts', { name: 'not-prometheus' });
-    const saToken = await api(kmsd, 'POST', '/iam/v1/tokens', { subject: `serviceAccount:${sa.body.id}` });
+    const sa = await api(kmsd, 'POST', ADMIN_PATHS.serviceAccounts, { name: 'not-prometheus' });
+    const saToken = await api(kmsd, 'POST', ADMIN_PATHS.tokens, { subject: `serviceAccount:${sa.body.id}` });
     const denied = await scrape(saToken.body.token);
     expect(denied.status).toBe(403);
     expect(JSON.parse(denied.text).message).toBe(`serviceAccount:${sa.body.id} lacks permission metrics.read`);

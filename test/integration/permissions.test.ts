@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readTrailEvents } from '../support/audit.js';
 import { api } from '../support/daemon.js';
 import { startTestKmsd, type TestKmsd } from '../support/kmsd.js';
+import { ADMIN_PATHS } from '../../api/admin-paths.js';
 
 let kmsd: TestKmsd;
 const FOLDER = 'matrix-folder';
@@ -64,6 +65,8 @@ const CASES: RouteCase[] = [
   { operationId: 'SymmetricKey.Rotate', allowed: EDITOR_UP, keyScoped: true, request: (f) => ({ method: 'POST', path: `/kms/v1/keys/${f.keyId}:rotate` }) },
   { operationId: 'SymmetricKey.ListOperations', allowed: VIEWER_UP, keyScoped: true, request: (f) => ({ method: 'GET', path: `/kms/v1/keys/${f.keyId}/operations` }) },
   { operationId: 'Operation.Get', allowed: VIEWER_UP, keyScoped: true, request: (f) => ({ method: 'GET', path: `/operations/${f.operationId}` }) },
+  // Always FAILED_PRECONDITION (every operation is done), after the same check as Get.
+  { operationId: 'Operation.Cancel', allowed: VIEWER_UP, keyScoped: true, request: (f) => ({ method: 'GET', path: `/operations/${f.operationId}:cancel` }) },
   { operationId: 'SymmetricKey.ListAccessBindings', allowed: AUDITOR_UP, keyScoped: true, request: (f) => ({ method: 'GET', path: `/kms/v1/keys/${f.keyId}:listAccessBindings` }) },
   { operationId: 'SymmetricKey.SetAccessBindings', allowed: ADMIN, keyScoped: true, request: (f) => ({ method: 'POST', path: `/kms/v1/keys/${f.keyId}:setAccessBindings`, body: { accessBindings: [] } }) },
   {
@@ -104,19 +107,24 @@ const CASES: RouteCase[] = [
   },
   { operationId: 'SymmetricCrypto.GenerateDataKey', allowed: ENCRYPT, keyScoped: true, request: (f) => ({ method: 'POST', path: `/kms/v1/keys/${f.keyId}:generateDataKey`, body: {} }) },
   { operationId: 'Api.Describe', allowed: ALL, keyScoped: false, request: () => ({ method: 'GET', path: '/openapi.json' }) },
-  { operationId: 'ServiceAccount.Create', allowed: BOOTSTRAP_ONLY, keyScoped: false, request: () => ({ method: 'POST', path: '/iam/v1/serviceAccounts', body: { name: `sa-${Math.random().toString(36).slice(2, 10)}` } }) },
-  { operationId: 'ServiceAccount.List', allowed: BOOTSTRAP_ONLY, keyScoped: false, request: () => ({ method: 'GET', path: '/iam/v1/serviceAccounts' }) },
-  { operationId: 'ServiceAccount.Delete', allowed: BOOTSTRAP_ONLY, keyScoped: false, request: () => ({ method: 'DELETE', path: '/iam/v1/serviceAccounts/abjnosuchaccount' }) },
-  { operationId: 'Token.Create', allowed: BOOTSTRAP_ONLY, keyScoped: false, request: () => ({ method: 'POST', path: '/iam/v1/tokens', body: { subject: 'userAccount:someone' } }) },
-  { operationId: 'Token.List', allowed: BOOTSTRAP_ONLY, keyScoped: false, request: () => ({ method: 'GET', path: '/iam/v1/tokens' }) },
-  { operationId: 'Token.Revoke', allowed: BOOTSTRAP_ONLY, keyScoped: false, request: () => ({ method: 'DELETE', path: '/iam/v1/tokens/abjnosuchtoken' }) },
+  { operationId: 'ServiceAccount.Create', allowed: BOOTSTRAP_ONLY, keyScoped: false, request: () => ({ method: 'POST', path: ADMIN_PATHS.serviceAccounts, body: { name: `sa-${Math.random().toString(36).slice(2, 10)}` } }) },
+  { operationId: 'ServiceAccount.List', allowed: BOOTSTRAP_ONLY, keyScoped: false, request: () => ({ method: 'GET', path: ADMIN_PATHS.serviceAccounts }) },
+  { operationId: 'ServiceAccount.Delete', allowed: BOOTSTRAP_ONLY, keyScoped: false, request: () => ({ method: 'DELETE', path: ADMIN_PATHS.serviceAccount('abjnosuchaccount') }) },
+  { operationId: 'Token.Create', allowed: BOOTSTRAP_ONLY, keyScoped: false, request: () => ({ method: 'POST', path: ADMIN_PATHS.tokens, body: { subject: 'userAccount:someone' } }) },
+  { operationId: 'Token.List', allowed: BOOTSTRAP_ONLY, keyScoped: false, request: () => ({ method: 'GET', path: ADMIN_PATHS.tokens }) },
+  { operationId: 'Token.Revoke', allowed: BOOTSTRAP_ONLY, keyScoped: false, request: () => ({ method: 'DELETE', path: ADMIN_PATHS.token('abjnosuchtoken') }) },
   { operationId: 'Metrics.Get', allowed: BOOTSTRAP_ONLY, keyScoped: false, request: () => ({ method: 'GET', path: '/metrics' }) },
   { operationId: 'TestClock.Advance', allowed: BOOTSTRAP_ONLY, keyScoped: false, request: () => ({ method: 'POST', path: '/test/v1/clock:advance', body: { seconds: 0 } }) },
   { operationId: 'AuditEvents.List', allowed: AUDITOR_UP, keyScoped: true, request: (f) => ({ method: 'GET', path: `/kms/v1/auditEvents?folderId=${FOLDER}&keyId=${f.keyId}` }) },
+  // The whole trail's walk: daemon-wide, so no folder or key binding grants it.
+  { operationId: 'AuditEvents.Verify', allowed: BOOTSTRAP_ONLY, keyScoped: false, request: () => ({ method: 'GET', path: '/kms/v1/auditEvents:verify' }) },
 ];
 
-/** Routes without a role matrix: health needs no token. */
-const UNGUARDED = ['Health.Get'];
+/**
+ * Routes without a role matrix: health and endpoint discovery need no token; IamToken.Create takes
+ * its credential in the body (test/integration/grpc-sdk.test.ts covers it).
+ */
+const UNGUARDED = ['Health.Get', 'ApiEndpoint.List', 'ApiEndpoint.Get', 'IamToken.Create'];
 
 const folderBindings: unknown[] = [];
 /** Every matrix call, to check afterwards that each produced exactly one audit event. */
@@ -142,9 +150,9 @@ const keyTokens = new Map<Role, string>();
 let otherFolderAdmin = '';
 
 async function subjectWithToken(name: string): Promise<{ subject: { type: 'serviceAccount'; id: string }; token: string }> {
-  const sa = await admin('POST', '/iam/v1/serviceAccounts', { name });
+  const sa = await admin('POST', ADMIN_PATHS.serviceAccounts, { name });
   expect(sa.status).toBe(200);
-  const token = await admin('POST', '/iam/v1/tokens', { subject: `serviceAccount:${sa.body.id}` });
+  const token = await admin('POST', ADMIN_PATHS.tokens, { subject: `serviceAccount:${sa.body.id}` });
   expect(token.status).toBe(200);
   subjects.set(token.body.token, `serviceAccount:${sa.body.id}`);
   return { subject: { type: 'serviceAccount', id: sa.body.id }, token: token.body.token };
@@ -156,7 +164,7 @@ async function fixture(): Promise<Fixture> {
   const oldVersionId = created.body.response.primaryVersion.id as string;
   const rotated = await admin('POST', `/kms/v1/keys/${keyId}:rotate`);
   const enc = await admin('POST', `/kms/v1/keys/${keyId}:encrypt`, { plaintext: b64('p') });
-  return { keyId, versionId: rotated.body.response.id, oldVersionId, ciphertext: enc.body.ciphertext, operationId: created.body.id };
+  return { keyId, versionId: rotated.body.metadata.newPrimaryVersionId, oldVersionId, ciphertext: enc.body.ciphertext, operationId: created.body.id };
 }
 
 /** Puts the fixture in the state the call expects (a deleted key for Restore, and so on). */
@@ -244,8 +252,8 @@ describe.each(CASES)('$operationId', (route) => {
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
     expect(anonymous.status).toBe(401);
-    const revoked = await admin('POST', '/iam/v1/tokens', { subject: 'userAccount:revoked-user' });
-    await admin('DELETE', `/iam/v1/tokens/${revoked.body.id}`);
+    const revoked = await admin('POST', ADMIN_PATHS.tokens, { subject: 'userAccount:revoked-user' });
+    await admin('DELETE', ADMIN_PATHS.token(revoked.body.id));
     const withRevoked = await matrixCall(revoked.body.token, route, f);
     expect(withRevoked.status).toBe(401);
     expect(withRevoked.body.message).toBe('the token is not valid');
@@ -293,10 +301,10 @@ describe('crypto roles', () => {
 describe('access administration input', () => {
   it.each([
     [{ accessBindings: [{ roleId: 'kms.superuser', subject: { type: 'userAccount', id: 'u' } }] }, /accessBindings\.0\.roleId: unknown role "kms.superuser"/],
-    [{ accessBindings: [{ roleId: 'kms.viewer', subject: { type: 'group', id: 'g' } }] }, /accessBindings\.0\.subject\.type: must be one of userAccount, serviceAccount/],
+    [{ accessBindings: [{ roleId: 'kms.viewer', subject: { type: 'robot', id: 'g' } }] }, /accessBindings\.0\.subject\.type: must be one of userAccount, serviceAccount, federatedUser, group, system/],
+    [{ accessBindings: [{ roleId: 'kms.viewer', subject: { type: 'system', id: 'everyone' } }] }, /accessBindings\.0\.subject\.id: a system subject is allAuthenticatedUsers or allUsers/],
     [{ accessBindings: [{ roleId: 'kms.viewer', subject: { type: 'serviceAccount', id: 'abjmissing' } }] }, /service account abjmissing does not exist/],
     [{ accessBindings: [{ roleId: 'kms.viewer' }] }, /accessBindings\.0\.subject: is required/],
-    [{}, /accessBindings: is required/],
   ])('setAccessBindings %j → 400', async (body, message) => {
     const f = await fixture();
     const res = await admin('POST', `/kms/v1/keys/${f.keyId}:setAccessBindings`, body);
@@ -305,16 +313,16 @@ describe('access administration input', () => {
   });
 
   it('tokens are shown once and listed without their value; duplicate service account names are refused', async () => {
-    const issued = await admin('POST', '/iam/v1/tokens', { subject: 'userAccount:listing' });
+    const issued = await admin('POST', ADMIN_PATHS.tokens, { subject: 'userAccount:listing' });
     expect(issued.body.token).toMatch(/^kms_/);
-    const listed = await admin('GET', '/iam/v1/tokens');
+    const listed = await admin('GET', ADMIN_PATHS.tokens);
     expect(JSON.stringify(listed.body)).not.toContain(issued.body.token);
     expect(listed.body.tokens).toContainEqual({ id: issued.body.id, subject: 'userAccount:listing', description: '', createdAt: issued.body.createdAt });
-    await admin('POST', '/iam/v1/serviceAccounts', { name: 'dup-name' });
-    const dup = await admin('POST', '/iam/v1/serviceAccounts', { name: 'dup-name' });
+    await admin('POST', ADMIN_PATHS.serviceAccounts, { name: 'dup-name' });
+    const dup = await admin('POST', ADMIN_PATHS.serviceAccounts, { name: 'dup-name' });
     expect(dup.status).toBe(409);
     expect(dup.body.code).toBe(6);
-    const badSubject = await admin('POST', '/iam/v1/tokens', { subject: 'root' });
+    const badSubject = await admin('POST', ADMIN_PATHS.tokens, { subject: 'root' });
     expect(badSubject.status).toBe(400);
   });
 
@@ -323,7 +331,7 @@ describe('access administration input', () => {
     const user = await subjectWithToken('doomed-account');
     await admin('POST', `/kms/v1/keys/${f.keyId}:setAccessBindings`, { accessBindings: [{ roleId: 'kms.viewer', subject: user.subject }] });
     expect((await api({ url: kmsd.url, token: user.token }, 'GET', `/kms/v1/keys/${f.keyId}`)).status).toBe(200);
-    expect((await admin('DELETE', `/iam/v1/serviceAccounts/${user.subject.id}`)).status).toBe(200);
+    expect((await admin('DELETE', ADMIN_PATHS.serviceAccount(user.subject.id))).status).toBe(200);
     expect((await api({ url: kmsd.url, token: user.token }, 'GET', `/kms/v1/keys/${f.keyId}`)).status).toBe(401);
     expect((await admin('GET', `/kms/v1/keys/${f.keyId}:listAccessBindings`)).body.accessBindings).toEqual([]);
   });
@@ -353,7 +361,7 @@ describe('audit of the matrix', () => {
 });
 
 async function serviceAccountIdOf(name: string): Promise<string> {
-  const list = await admin('GET', '/iam/v1/serviceAccounts');
+  const list = await admin('GET', ADMIN_PATHS.serviceAccounts);
   const found = (list.body.serviceAccounts as { id: string; name: string }[]).find((sa) => sa.name === name);
   if (found === undefined) throw new Error(`no service account ${name}`);
   return found.id;

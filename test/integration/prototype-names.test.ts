@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { api } from '../support/daemon.js';
 import { startTestKmsd, type TestKmsd } from '../support/kmsd.js';
+import { ADMIN_PATHS } from '../../api/admin-paths.js';
 
 let kmsd: TestKmsd;
 /** Where the onslaught may create and change things. */
@@ -50,7 +51,7 @@ async function baseline(): Promise<unknown[]> {
   results.push(missingKey.status, missingKey.body.message);
   const bindings = await call('GET', `/kms/v1/keys/${keyId}:listAccessBindings`);
   results.push(bindings.status, bindings.body);
-  const accounts = await call('GET', '/iam/v1/serviceAccounts');
+  const accounts = await call('GET', ADMIN_PATHS.serviceAccounts);
   results.push(accounts.status, accounts.body.serviceAccounts.some((a: { id: string }) => a.id === saId));
   const folderBindings = await call('GET', `/resource-manager/v1/folders/${BASELINE_FOLDER}:listAccessBindings`);
   results.push(folderBindings.status, folderBindings.body);
@@ -87,8 +88,8 @@ function bodiesFor(route: Route, value: string): unknown[] {
   if (p.endsWith(':decrypt')) return [{ ciphertext: value }, { ciphertext: 'eA==', aadContext: value }];
   if (p.endsWith(':reEncrypt')) return [{ sourceKeyId: value, ciphertext: 'eA==' }, { sourceKeyId: victimId, ciphertext: value }];
   if (p.endsWith(':generateDataKey')) return [{ dataKeySpec: value }, { versionId: value }];
-  if (p === '/iam/v1/serviceAccounts') return [{ name: value }];
-  if (p === '/iam/v1/tokens' && route.method === 'POST') return [{ subject: `serviceAccount:${value}` }, { subject: value }, { subject: `${value}:x` }];
+  if (p === ADMIN_PATHS.serviceAccounts) return [{ name: value }];
+  if (p === ADMIN_PATHS.tokens && route.method === 'POST') return [{ subject: `serviceAccount:${value}` }, { subject: value }, { subject: `${value}:x` }];
   if (p.startsWith('/test/')) return [{ seconds: value }];
   return route.hasBody ? [{}] : [undefined];
 }
@@ -101,7 +102,7 @@ beforeAll(async () => {
   victimId = victim.body.response.id;
   versionId = victim.body.response.primaryVersion.id;
   await call('POST', `/kms/v1/keys/${victimId}:rotate`, {});
-  const sa = await call('POST', '/iam/v1/serviceAccounts', { name: 'proto-sa' });
+  const sa = await call('POST', ADMIN_PATHS.serviceAccounts, { name: 'proto-sa' });
   saId = sa.body.id;
   await call('POST', `/kms/v1/keys/${keyId}:updateAccessBindings`, {
     accessBindingDeltas: [{ action: 'ADD', accessBinding: { roleId: 'kms.viewer', subject: { type: 'serviceAccount', id: saId } } }],
@@ -170,7 +171,7 @@ describe('prototype member names and malformed escapes', () => {
   it.each([
     ['GET', '/kms/v1/keys/%zz', 'keyId: "%zz" is not validly percent-encoded'],
     ['GET', '/operations/%E0%A4%A', 'operationId: "%E0%A4%A" is not validly percent-encoded'],
-    ['DELETE', '/iam/v1/tokens/%', 'tokenId: "%" is not validly percent-encoded'],
+    ['DELETE', `${ADMIN_PATHS.tokens}/%`, 'tokenId: "%" is not validly percent-encoded'],
   ])('%s %s → 400 naming the parameter', async (method, path, message) => {
     const res = await call(method, path);
     expect(res.status).toBe(400);
@@ -196,7 +197,7 @@ describe('prototype member names and malformed escapes', () => {
 
   it('no token for a service account named like a prototype member', async () => {
     for (const name of ['constructor', 'prototype', 'valueof']) {
-      const res = await call('POST', '/iam/v1/tokens', { subject: `serviceAccount:${name}` });
+      const res = await call('POST', ADMIN_PATHS.tokens, { subject: `serviceAccount:${name}` });
       expect(res.status).toBe(400);
       expect(res.body.message).toBe(`subject: service account ${name} does not exist`);
     }

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { TfObject } from '../../provider/codec/values.js';
 import { api, startDaemon, type DaemonProcess } from '../support/daemon.js';
 import { expectConsistent, objectOf, pathOf, ProviderDriver } from '../support/provider-rpc.js';
+import { ADMIN_PATHS } from '../../api/admin-paths.js';
 
 const BINDING = 'kms_symmetric_key_iam_binding';
 const MEMBER = 'kms_symmetric_key_iam_member';
@@ -21,7 +22,7 @@ async function newKey(name: string): Promise<string> {
 }
 
 async function newServiceAccount(name: string): Promise<string> {
-  const res = await api(daemon, 'POST', '/iam/v1/serviceAccounts', { name });
+  const res = await api(daemon, 'POST', ADMIN_PATHS.serviceAccounts, { name });
   expect(res.status).toBe(200);
   return `serviceAccount:${res.body.id as string}`;
 }

@@ -18,7 +18,8 @@ export async function startTestKmsd(
   const dataDir = options.dataDir ?? tempDir();
   const config = parseConfig(
     ['--listen', '127.0.0.1:0', '--data-dir', dataDir, '--unsafe-test-clock', ...(await storeArgs(dataDir, options.args)), ...(options.args ?? [])],
-    { KMS_BOOTSTRAP_TOKEN: token },
+    // gRPC off unless asked for (--grpc-listen 127.0.0.1:0): the default port is shared.
+    { KMS_BOOTSTRAP_TOKEN: token, KMS_GRPC_LISTEN: 'off' },
   );
   const running = await startKmsd(config, { logger: silentLogger, ...options.start });
   return { ...running, token, config };

@@ -13,6 +13,10 @@ describe('parseDurationSeconds', () => {
     ['3600.000s', 3600],
     ['0s', 0],
     ['31536000s', 31536000],
+    // every proto3 JSON form; the domain keeps whole seconds (a fraction is dropped, never rounded up)
+    ['3600.5s', 3600],
+    ['3599.999999999s', 3599],
+    ['1.5s', 1],
   ])('%s → %i', (text, seconds) => {
     expect(parseDurationSeconds('rotationPeriod', text)).toBe(seconds);
   });
@@ -20,8 +24,8 @@ describe('parseDurationSeconds', () => {
   it.each([
     ['24h', /expected seconds with an "s" suffix/],
     ['86400', /expected seconds/],
-    ['-5s', /expected seconds/],
-    ['1.5s', /fractional seconds are not supported/],
+    ['-5s', /must not be negative/],
+    ['1.5.0s', /expected seconds/],
     ['', /expected seconds/],
   ])('%j is refused', (text, message) => {
     expect(() => parseDurationSeconds('rotationPeriod', text)).toThrow(message);
