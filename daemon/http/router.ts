@@ -211,6 +211,11 @@ export interface DispatcherDeps {
   /** The folder of a key, for audit events of key-scoped calls. */
   folderOfKey?: (keyId: string) => string | undefined;
   now: () => Date;
+  /**
+   * Tests only: checks every 2xx JSON answer against its documented schema; a mismatch is a 500
+   * (a bug), with the reason in the log.
+   */
+  checkResponse?: (def: RouteDef, body: unknown) => string | null;
 }
 
 /**
@@ -292,6 +297,10 @@ export class Dispatcher {
       describeTarget(event, target, ctx, this.deps);
       policy.authorize(caller, def.permission, target);
       const result = await def.handler(ctx);
+      if (this.deps.checkResponse !== undefined && (result.status ?? 200) < 300 && result.contentType === undefined) {
+        const problem = this.deps.checkResponse(def, result.body);
+        if (problem !== null) throw new Error(problem);
+      }
       const versionId = (result.body as { versionId?: unknown } | null)?.versionId;
       if (event.versionId === undefined && typeof versionId === 'string') event.versionId = versionId;
       outcome = { ok: true, result };
