@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'provider/gen/**', 'provider/gen-cdktn/**', 'examples/cdktf/cdktf.out/**', 'examples/cdktf/.gen/**', 'coverage/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'provider/gen/**', 'provider/gen-cdktn/**', 'examples/cdktf/cdktf.out/**', 'examples/cdktn/cdktn.out/**', 'examples/cdktf/.gen/**', 'coverage/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -54,6 +54,8 @@ async function loadMethods(env: NodeJS.ProcessEnv, onShutdown: () => void): Prom
  * start (run by a human, or no common protocol version); otherwise the process ends via exit.
  */
 export async function runPlugin(env: NodeJS.ProcessEnv = process.env): Promise<number | undefined> {
+  // Read before anything slow: a core that dies while we start must not become "the parent".
+  const parent = process.ppid;
   const cookieProblem = checkMagicCookie(env);
   if (cookieProblem) {
     process.stderr.write(cookieProblem);
@@ -93,7 +95,7 @@ export async function runPlugin(env: NodeJS.ProcessEnv = process.env): Promise<n
   setImmediate(() => void lookup(''));
 
   // Core kills plugins with SIGKILL to their pid; if core itself dies we are reparented: leave.
-  const parent = process.ppid;
+  if (process.ppid !== parent) shutdown('parent process exited');
   setInterval(() => {
     if (process.ppid !== parent) shutdown('parent process exited');
   }, PARENT_POLL_MS).unref();

@@ -155,8 +155,16 @@ describe('provider plugin process', () => {
       stdio: ['ignore', 'pipe', 'ignore'],
     });
     children.push(shell);
-    const pid = await new Promise<number>((r) => shell.stdout.once('data', (d: Buffer) => r(Number.parseInt(d.toString(), 10))));
-    await new Promise((r) => setTimeout(r, 500));
+    // The shell prints the plugin's pid, then the plugin its handshake line (same stdout): kill the
+    // parent once the plugin is serving, however long a loaded machine takes to get there.
+    let out = '';
+    const pid = await new Promise<number>((r) =>
+      shell.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        const lines = out.split('\n');
+        if (lines.length >= 3) r(Number.parseInt(lines[0]!, 10));
+      }),
+    );
     shell.kill('SIGKILL');
     const alive = (): boolean => {
       try {
