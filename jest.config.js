@@ -5,7 +5,9 @@ export default {
   testMatch: ['**/*.test.js'],
   transform: {},
   // One SoftHSM2 token directory for the run; SOFTHSM2_CONF must exist before workers start.
+  // …and one PostgreSQL cluster (KMS_TEST_PG_URL) for the cluster tests and KMS_TEST_STORE=postgres.
   globalSetup: '<rootDir>/jest.global-setup.js',
+  globalTeardown: '<rootDir>/jest.global-teardown.js',
   testTimeout: 60000,
   maxWorkers: 2,
 };

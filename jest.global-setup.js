@@ -9,8 +9,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import process from 'node:process';
+import { startTestPostgres, stopTestPostgres } from './scripts/test-postgres.mjs';
 
-export default function globalSetup() {
+export default async function globalSetup() {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kms-jest-softhsm-'));
   const tokens = path.join(dir, 'tokens');
   mkdirSync(tokens, { mode: 0o700 });
@@ -27,5 +28,18 @@ export default function globalSetup() {
   // kmsd's gRPC listener defaults to 127.0.0.1:8444; parallel test daemons would fight over it.
   // Tests that use gRPC ask for it with --grpc-listen 127.0.0.1:0 (test/support/grpc.ts).
   process.env.KMS_GRPC_LISTEN = 'off';
+  // Every daemon of the suite checks each 2xx answer against the schema /openapi.json documents
+  // for it (a mismatch is a 500 the test sees): the whole suite validates the responses.
+  process.env.KMS_TEST_CHECK_RESPONSES = '1';
   process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+
+  // One throw-away PostgreSQL cluster on a loopback port for the run (the cluster tests, and every
+  // daemon under KMS_TEST_STORE=postgres, each on its own database). Stopped in globalTeardown.
+  const pgDir = mkdtempSync(path.join(os.tmpdir(), 'kms-jest-pg-'));
+  process.env.KMS_TEST_PG_DIR = pgDir;
+  process.env.KMS_TEST_PG_URL = await startTestPostgres(pgDir);
+  process.on('exit', () => {
+    stopTestPostgres(pgDir);
+    rmSync(pgDir, { recursive: true, force: true });
+  });
 }

@@ -14,7 +14,7 @@ import { transportError } from './http/errors.js';
 import { consoleHandler } from './http/console.js';
 import { fastPath, type CallLog } from './http/fast-path.js';
 import { keyRoutes } from './http/keys.js';
-import { openApiDocument } from './http/openapi.js';
+import { openApiDocument, responseChecker } from './http/openapi.js';
 import { Dispatcher, boundedPath, hasRequestBody, type Authenticator, type CallInput, type CallOutput, type RouteDef } from './http/router.js';
 import { healthRoute, metricsRoute, openApiRoute, testClockRoute } from './http/system.js';
 import type { Scheduler } from './scheduler/scheduler.js';
@@ -38,6 +38,11 @@ export interface AppDeps {
   keystoreKind: string;
   /** What `/healthz` reports (store and audit writability). */
   readiness: () => ReadinessReport;
+  /** Whether this node runs the scheduler, and the cluster facts /healthz shows (PostgreSQL). */
+  leader?: () => boolean;
+  clusterInfo?: () => Record<string, unknown>;
+  /** PostgreSQL: catch the replica up before a not-found/denied answer (see DispatcherDeps.freshen). */
+  freshen?: () => Promise<void>;
   /** Present only under --unsafe-test-clock: adds POST /test/v1/clock:advance. */
   testClock?: AdjustableClock;
   /** Extra routes (data plane, access administration) contributed by other modules. */
@@ -50,13 +55,19 @@ export interface AppDeps {
   /** Where call metrics go; with `renderMetrics`, GET /metrics serves them. */
   metrics?: Metrics;
   renderMetrics?: () => Promise<{ contentType: string; text: string }>;
+  /** Tests only (KMS_TEST_CHECK_RESPONSES=1): every 2xx answer is checked against /openapi.json's schema. */
+  checkResponses?: boolean;
   /** Where the built web console is (default dist/console); it is served at /console. */
   consoleDir?: string;
 }
 
 export function buildRoutes(deps: AppDeps): RouteDef[] {
   const routes: RouteDef[] = [
-    healthRoute(() => ({ version: deps.version, keystore: deps.keystoreKind }), deps.readiness),
+    healthRoute(
+      () => ({ version: deps.version, keystore: deps.keystoreKind, ...(deps.clusterInfo !== undefined ? { cluster: deps.clusterInfo() } : {}) }),
+      deps.readiness,
+      deps.leader,
+    ),
     ...keyRoutes(deps.keys),
     ...(deps.extraRoutes ?? []),
   ];
@@ -115,12 +126,15 @@ export function buildApp(deps: AppDeps, dispatcher: Dispatcher = buildDispatcher
  * (daemon/grpc/server.ts) both serve their calls through it.
  */
 export function buildDispatcher(deps: AppDeps): Dispatcher {
-  return new Dispatcher(buildRoutes(deps), {
+  const routes = buildRoutes(deps);
+  return new Dispatcher(routes, {
+    ...(deps.checkResponses === true ? { checkResponse: responseChecker(routes, deps.version) } : {}),
     authenticate: deps.authenticate,
     policy: deps.policy,
     now: deps.now,
     ...(deps.audit !== undefined ? { audit: deps.audit } : {}),
     ...(deps.folderOfKey !== undefined ? { folderOfKey: deps.folderOfKey } : {}),
+    ...(deps.freshen !== undefined ? { freshen: deps.freshen } : {}),
   });
 }
 

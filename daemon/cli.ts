@@ -3,11 +3,13 @@ import { pino } from 'pino';
 import { runAuditCommand } from './audit/cli.js';
 import { ConfigError, USAGE, parseConfig } from './config.js';
 import { runHsmCommand } from './keystore/status-cli.js';
+import { runClusterCommand } from './cluster/status-cli.js';
 import { startKmsd } from './kmsd.js';
 
 export async function runMain(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   if (argv[0] === 'audit') return runAuditCommand(argv.slice(1));
   if (argv[0] === 'hsm') return runHsmCommand(argv.slice(1));
+  if (argv[0] === 'cluster') return runClusterCommand(argv.slice(1), env);
   let config;
   try {
     config = parseConfig(argv, env);
@@ -35,6 +37,7 @@ export async function runMain(argv: string[], env: NodeJS.ProcessEnv): Promise<n
       ...(running.grpcAddress !== undefined ? { grpc: running.grpcAddress, grpcAdvertise: running.grpcAdvertise } : {}),
       dataDir: running.dataDir,
       keystore: config.keystore,
+      ...(running.cluster !== null ? { store: 'postgresql', instanceId: running.cluster.instanceId, leader: running.cluster.lease.isLeader() } : {}),
       unsafeTestClock: config.unsafeTestClock,
       restoreWindowSeconds: config.restoreWindowSeconds,
     },

@@ -8,6 +8,12 @@ export interface KmsdConfig {
   listenHost: string;
   listenPort: number;
   dataDir: string;
+  /** Absent: the lowdb file store in the data dir. A postgres:// URL: a node of a PostgreSQL cluster. */
+  storeUrl?: string;
+  /** The scheduler's leader lease (PostgreSQL only), milliseconds. */
+  lease: { ttlMs: number; renewMs: number };
+  /** How often a PostgreSQL node polls for other nodes' commits when notifications are lost. */
+  replicaPollMs: number;
   unsafeTestClock: boolean;
   keystore: 'pkcs11' | 'software';
   pkcs11Module?: string;
@@ -70,11 +76,15 @@ export const DEFAULTS = {
   auditSegmentMaxAge: '24h',
   auditRetention: '8760h',
   auditMaxSize: '10GiB',
+  leaseTtl: '15s',
+  leaseRenew: '5s',
+  replicaPoll: '1s',
 } as const;
 
 export const USAGE = `Usage: kmsd [options]
        kmsd audit verify|export --data-dir DIR …   (kmsd audit --help)
        kmsd hsm status --data-dir DIR [--json]
+       kmsd cluster status --store postgres://… [--json]
 
 Options (flag / environment variable / default):
   --listen HOST:PORT          KMS_LISTEN               ${DEFAULTS.listen}
@@ -83,6 +93,10 @@ Options (flag / environment variable / default):
   --tls-cert FILE             KMS_TLS_CERT             a private CA and server certificate kmsd makes under <data-dir>/tls/ (CA in tls/ca.pem)
   --tls-key FILE              KMS_TLS_KEY              (with --tls-cert)
   --data-dir DIR              KMS_DATA_DIR             ${DEFAULTS.dataDir}
+  --store postgres://…        KMS_STORE                the lowdb file store in the data dir; a PostgreSQL URL makes this a cluster node
+  --lease-ttl DURATION        KMS_LEASE_TTL            ${DEFAULTS.leaseTtl} (PostgreSQL: the scheduler's leader lease lasts this long unrenewed)
+  --lease-renew DURATION      KMS_LEASE_RENEW          ${DEFAULTS.leaseRenew} (PostgreSQL: the leader renews this often)
+  --replica-poll DURATION     KMS_REPLICA_POLL         ${DEFAULTS.replicaPoll} (PostgreSQL: poll for other nodes' commits when notifications are lost)
   --keystore pkcs11|software  KMS_KEYSTORE             ${DEFAULTS.keystore} ("software" is for machines without any PKCS#11 module)
   --pkcs11-module PATH        KMS_PKCS11_MODULE        SoftHSM2 (/usr/lib/softhsm/libsofthsm2.so), token created under the data dir
   --pkcs11-token-label LABEL  KMS_PKCS11_TOKEN_LABEL   the token kmsd created for the data dir (SoftHSM2); required with another module
@@ -125,6 +139,10 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): KmsdConfig 
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
         'data-dir': { type: 'string' },
+        store: { type: 'string' },
+        'lease-ttl': { type: 'string' },
+        'lease-renew': { type: 'string' },
+        'replica-poll': { type: 'string' },
         keystore: { type: 'string' },
         'pkcs11-module': { type: 'string' },
         'pkcs11-token-label': { type: 'string' },
@@ -161,6 +179,11 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): KmsdConfig 
     listenPort: port,
     grpc,
     dataDir: values['data-dir'] ?? env.KMS_DATA_DIR ?? DEFAULTS.dataDir,
+    lease: {
+      ttlMs: parseMilliseconds('--lease-ttl', values['lease-ttl'] ?? env.KMS_LEASE_TTL ?? DEFAULTS.leaseTtl),
+      renewMs: parseMilliseconds('--lease-renew', values['lease-renew'] ?? env.KMS_LEASE_RENEW ?? DEFAULTS.leaseRenew),
+    },
+    replicaPollMs: parseMilliseconds('--replica-poll', values['replica-poll'] ?? env.KMS_REPLICA_POLL ?? DEFAULTS.replicaPoll),
     unsafeTestClock: values['unsafe-test-clock'] === true,
     keystore,
     logLevel: values['log-level'] ?? env.KMS_LOG_LEVEL ?? DEFAULTS.logLevel,
@@ -195,6 +218,12 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): KmsdConfig 
   if (config.http.headersTimeoutMs > config.http.requestTimeoutMs) {
     throw new ConfigError('--http-headers-timeout must not be longer than --http-request-timeout');
   }
+  const store = values.store ?? env.KMS_STORE;
+  if (store !== undefined && store !== '') {
+    if (!/^postgres(ql)?:\/\//.test(store)) throw new ConfigError('--store must be a postgres:// URL (or absent for the file store in the data dir)');
+    config.storeUrl = store;
+  }
+  if (config.lease.renewMs * 2 > config.lease.ttlMs) throw new ConfigError('--lease-renew must be at most half of --lease-ttl');
   const module = values['pkcs11-module'] ?? env.KMS_PKCS11_MODULE;
   if (module !== undefined) config.pkcs11Module = module;
   const label = values['pkcs11-token-label'] ?? env.KMS_PKCS11_TOKEN_LABEL;
@@ -254,6 +283,18 @@ function positive(name: string, seconds: number): number {
 function parsePositiveInteger(name: string, text: string): number {
   if (!/^\d{1,7}$/.test(text) || Number(text) < 1) throw new ConfigError(`${name} must be a positive integer, got "${text}"`);
   return Number(text);
+}
+
+/** "15s", "500ms", "1m" → milliseconds (more than 0). */
+export function parseMilliseconds(name: string, text: string): number {
+  const parts = [...text.matchAll(/(\d+)(ms|h|m|s)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== text) {
+    throw new ConfigError(`${name} must be a duration such as "15s" or "500ms", got "${text}"`);
+  }
+  const unit = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 } as const;
+  const ms = parts.reduce((sum, p) => sum + Number(p[1]) * unit[p[2] as 'h' | 'm' | 's' | 'ms'], 0);
+  if (ms <= 0) throw new ConfigError(`${name} must be longer than 0s`);
+  return ms;
 }
 
 /** "72h", "30m", "90s", "1h30m" → seconds. */

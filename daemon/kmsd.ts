@@ -37,6 +37,15 @@ import { PrometheusMetrics } from './metrics/prometheus.js';
 import { fsyncDirectory } from './store/durable-file.js';
 import { lockDataDir } from './store/lock.js';
 import { openLowdbStore } from './store/lowdb-store.js';
+import { openPgStore, type PgStore } from './store/pg-store.js';
+import { LeaderLease } from './cluster/lease.js';
+import { INSTANCE_ID_FILE, PgAuditAnchorStore, instanceIdOf, startHeartbeat, withAnchorStore } from './cluster/node.js';
+import type { Store } from './domain/ports.js';
+
+/** Deleted records stay as tombstones this long, so every node's replica learns of the deletion. */
+const TOMBSTONE_RETENTION_SECONDS = 3600;
+const HOUSEKEEPING_INTERVAL_MS = 60_000;
+const HEARTBEAT_INTERVAL_MS = 5000;
 
 export const VERSION = '0.1.0';
 
@@ -52,6 +61,8 @@ export interface RunningKmsd {
   /** The generated admin token when this start created one (also in admin.token). */
   generatedAdminToken: string | null;
   keys: KeyService;
+  /** On PostgreSQL: this node's id and lease. */
+  cluster: { instanceId: string; lease: LeaderLease; store: PgStore } | null;
   /** Stops accepting, lets in-flight requests finish, flushes the store, releases the lock. */
   stop(): Promise<void>;
 }
@@ -117,13 +128,30 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
   };
   try {
     const metrics = new PrometheusMetrics();
-    const store = meteredStore(await openLowdbStore(dataDir, { logger }), metrics);
+    let pgStore: PgStore | null = null;
+    let instanceId = '';
+    let newNode = false;
+    if (config.storeUrl !== undefined) {
+      newNode = !existsSync(join(dataDir, INSTANCE_ID_FILE));
+      instanceId = instanceIdOf(dataDir);
+      pgStore = await openPgStore({
+        url: config.storeUrl,
+        applicationName: `kmsd:${instanceId}`,
+        pollIntervalMs: config.replicaPollMs,
+        logger,
+      });
+    }
+    const rawStore: Store = pgStore ?? (await openLowdbStore(dataDir, { logger }));
+    const store = meteredStore(rawStore, metrics);
     cleanups.push(() => store.close());
     const testClock = config.unsafeTestClock ? new AdjustableClock() : undefined;
     const clock = testClock ?? systemClock;
     // A store that holds (or held) wrapped material may only meet the HSM it was made with; only
     // an empty store lets the keystore create a token or root key.
-    const allowCreate = store.read(storeIsUnbound);
+    // On PostgreSQL a new node (a data dir that has never joined) may provision its local HSM
+    // files; the binding recorded in the database then decides whether its token and root key are
+    // the cluster's, and refuses the start when they are not.
+    const allowCreate = store.read(storeIsUnbound) || newNode;
     let keystore: Keystore;
     try {
       keystore = new MeteredKeystore(openConfiguredKeystore(config, dataDir, logger, { allowCreate }), metrics);
@@ -132,6 +160,12 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
       throw refuseStart(dataDir, store.read((state) => state), err instanceof Error ? err.message : String(err));
     }
     cleanups.push(() => keystore.close());
+    if (pgStore !== null) {
+      // Each node anchors its own audit chain in PostgreSQL (the token's anchor object is one per token).
+      const anchors = await PgAuditAnchorStore.open(pgStore.pool, instanceId, logger);
+      keystore = withAnchorStore(keystore, anchors);
+      cleanups.push(() => anchors.flush());
+    }
     const binding = await bindKeystore(store, keystore, dataDir, () => clock.now());
     if (binding !== 'matched') {
       logger.info({ binding, custody: keystore.identity() }, 'recorded the HSM token and root key this store depends on');
@@ -177,12 +211,39 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
         fsyncDirectory(dataDir);
       }
     }
-    const scheduler = new Scheduler(keys, logger, config.schedulerIntervalMs, metrics);
+    let lease: LeaderLease | null = null;
+    let schedulerKeys = keys;
+    if (pgStore !== null) {
+      const pg = pgStore;
+      lease = new LeaderLease(config.storeUrl ?? '', `kmsd:${instanceId}`, instanceId, config.lease.ttlMs, config.lease.renewMs, logger);
+      const held = lease;
+      // The scheduler's writes are fenced by the lease epoch inside their transactions.
+      schedulerKeys = new KeyService({
+        store: meteredStore(pg.fenced(() => held.fence()), metrics),
+        clock,
+        ids,
+        keystore,
+        restoreWindowSeconds: config.restoreWindowSeconds,
+        operationRetentionSeconds: config.operationRetentionSeconds,
+      });
+      await lease.start();
+      cleanups.push(() => held.stop());
+      const housekeeping = setInterval(() => {
+        if (!held.isLeader()) return;
+        pg.purgeTombstones(TOMBSTONE_RETENTION_SECONDS).catch((err: unknown) => logger.warn({ err }, 'purging tombstones failed'));
+      }, HOUSEKEEPING_INTERVAL_MS);
+      housekeeping.unref();
+      cleanups.push(() => clearInterval(housekeeping));
+    }
+    const leaderLease = lease;
+    const scheduler = new Scheduler(schedulerKeys, logger, config.schedulerIntervalMs, metrics, leaderLease === null ? undefined : () => leaderLease.isLeader());
     const bare = options.unsafeWithoutAccessControl === true;
     const policy: AccessPolicy = bare ? { authorize: () => undefined } : rolePolicy((query) => store.read(query));
     // The advertised gRPC address is known once the listener is bound (port 0 in tests).
     let advertised: string | undefined;
     const appDeps: AppDeps = {
+      // The test suite sets this for every daemon it runs: each 2xx answer must match its schema.
+      ...(process.env['KMS_TEST_CHECK_RESPONSES'] === '1' ? { checkResponses: true } : {}),
       logSampleEvery: config.logSampleEvery,
       metrics,
       renderMetrics: () => metrics.render(),
@@ -203,6 +264,19 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
             ['audit', () => audit.health()],
           ]),
         ),
+      ...(leaderLease !== null && pgStore !== null
+        ? {
+            leader: () => leaderLease.isLeader(),
+            freshen: ((pg: PgStore) => () => pg.sync())(pgStore),
+            clusterInfo: ((pg: PgStore) => () => ({
+              store: 'postgresql',
+              instanceId,
+              epoch: leaderLease.status().epoch,
+              replicaRevision: pg.appliedRevision(),
+              versionConflicts: pg.conflictCount(),
+            }))(pgStore),
+          }
+        : {}),
       extraRoutes: [
         ...cryptoRoutes(new CryptoService(store, keystore), policy),
         ...iamRoutes(new IamService(store, clock, ids)),
@@ -263,6 +337,10 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
     const address = server.address() as AddressInfo;
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const url = `http://${host}:${address.port}`;
+    if (pgStore !== null) {
+      const stopHeartbeat = await startHeartbeat(pgStore.pool, { instanceId, url, version: VERSION }, HEARTBEAT_INTERVAL_MS, logger);
+      cleanups.push(stopHeartbeat);
+    }
     let stopping: Promise<void> | null = null;
     return {
       url,
@@ -272,6 +350,7 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
       dataDir,
       generatedAdminToken,
       keys,
+      cluster: pgStore !== null && leaderLease !== null ? { instanceId, lease: leaderLease, store: pgStore } : null,
       stop: () => (stopping ??= cleanup()),
     };
   } catch (err) {

@@ -17,8 +17,13 @@ import { parseBound, scanSegments, type ReadableSegment } from './query.js';
 import { auditDir, indexFileName, openIndex } from './segments.js';
 import { listSegments } from './trail.js';
 import { verifyTrail } from './verify.js';
+import pg from 'pg';
+import { PgAuditAnchorStore, instanceIdOf } from '../cluster/node.js';
+import { listAuditAnchors } from '../store/pg-sql.js';
+import { pgConnectionConfig } from '../store/pg-store.js';
 
 export const AUDIT_USAGE = `Usage: kmsd audit verify --data-dir DIR [keystore options]
+       kmsd audit verify --store postgres://… --data-dir DIR [--data-dir DIR2 …] [keystore options]
        kmsd audit export --data-dir DIR --from TIME --to TIME [--key ID] [--subject S] [--out FILE] [keystore options]
 
   verify   walks every segment of <data-dir>/audit: each line's MAC under the audit key, the chain,
@@ -33,6 +38,9 @@ export const AUDIT_USAGE = `Usage: kmsd audit verify --data-dir DIR [keystore op
            prev and mac) to --out FILE (mode 0600) or stdout.
 
   --data-dir DIR              KMS_DATA_DIR             ${DEFAULTS.dataDir}
+  --store postgres://…        KMS_STORE                a cluster node: its chain's head anchor is in PostgreSQL; verify
+                                                       checks the chain of every --data-dir given (one per node, same HSM)
+                                                       and fails when a node anchored in the database was not checked
   --keystore pkcs11|software  KMS_KEYSTORE             as for kmsd
   --pkcs11-module PATH        KMS_PKCS11_MODULE        as for kmsd
   --pkcs11-token-label LABEL  KMS_PKCS11_TOKEN_LABEL   as for kmsd
@@ -51,6 +59,7 @@ class CommandError extends Error {}
 
 const KEYSTORE_OPTIONS = {
   'data-dir': { type: 'string' },
+  store: { type: 'string' },
   keystore: { type: 'string' },
   'pkcs11-module': { type: 'string' },
   'pkcs11-token-label': { type: 'string' },
@@ -82,12 +91,17 @@ export async function runAuditCommand(argv: string[], io: AuditCommandIo = defau
     return 2;
   }
   try {
-    const { values } = parseArgs({ args: rest, strict: true, allowPositionals: false, options: command === 'verify' ? KEYSTORE_OPTIONS : EXPORT_OPTIONS });
+    // verify takes --data-dir once per node of a cluster (with --store).
+    const dataDirs = command === 'verify' ? takeRepeated(rest, '--data-dir') : { args: rest, values: [] };
+    const { values } = parseArgs({ args: dataDirs.args, strict: true, allowPositionals: false, options: command === 'verify' ? KEYSTORE_OPTIONS : EXPORT_OPTIONS });
     if (values.help === true) {
       io.stdout.write(AUDIT_USAGE);
       return 0;
     }
+    if (dataDirs.values.length > 0) values['data-dir'] = dataDirs.values[0];
     const config = keystoreConfig(values, io.env);
+    if (command === 'verify' && config.storeUrl !== undefined) return await verifyCluster(config, dataDirs.values.length > 0 ? dataDirs.values : [config.dataDir], io);
+    if (dataDirs.values.length > 1) throw new UsageError('--data-dir may be given several times only with --store (the nodes of a cluster)');
     return command === 'verify' ? await verify(config, io) : await exportEvents(config, values as ExportValues, io);
   } catch (err) {
     if (err instanceof UsageError || err instanceof ConfigError || (err as { code?: unknown }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || (err as { code?: unknown }).code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL' || (err as { code?: unknown }).code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
@@ -102,7 +116,7 @@ export async function runAuditCommand(argv: string[], io: AuditCommandIo = defau
 /** The daemon's own config parsing for the data dir and keystore options, so both open the same keystore. */
 function keystoreConfig(values: Partial<Record<keyof typeof KEYSTORE_OPTIONS, string | boolean>>, env: NodeJS.ProcessEnv): KmsdConfig {
   const args: string[] = [];
-  for (const name of ['data-dir', 'keystore', 'pkcs11-module', 'pkcs11-token-label', 'pkcs11-pin'] as const) {
+  for (const name of ['data-dir', 'store', 'keystore', 'pkcs11-module', 'pkcs11-token-label', 'pkcs11-pin'] as const) {
     const value = values[name];
     if (typeof value === 'string') args.push(`--${name}`, value);
   }
@@ -119,6 +133,61 @@ function openKeystore(config: KmsdConfig, dataDir: string, io: AuditCommandIo): 
   }
   const warn = { ...silent, warn: (_obj: object, message: string) => void io.stderr.write(`warning: ${message}\n`) };
   return openConfiguredKeystore(config, dataDir, warn, { allowCreate: false, readOnly: true });
+}
+
+/** Removes every `flag VALUE` / `flag=VALUE` from `args`, returning the values. */
+function takeRepeated(args: string[], flag: string): { args: string[]; values: string[] } {
+  const out: string[] = [];
+  const values: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg === flag && i + 1 < args.length) values.push(args[++i] as string);
+    else if (arg.startsWith(`${flag}=`)) values.push(arg.slice(flag.length + 1));
+    else out.push(arg);
+  }
+  return { args: out, values };
+}
+
+/**
+ * Every node's chain: each data dir's trail against its own anchor in PostgreSQL (by the
+ * instance id in the data dir), all with the cluster's shared audit key. A node anchored in the
+ * database whose data dir was not given is a failure: its chain was not checked.
+ */
+async function verifyCluster(config: KmsdConfig, dataDirs: string[], io: AuditCommandIo): Promise<number> {
+  const pool = new pg.Pool({ ...pgConnectionConfig(config.storeUrl ?? '', 'kmsd:audit-verify'), max: 2 });
+  const first = resolve(dataDirs[0] as string);
+  const keystore = openKeystore(config, first, io);
+  let failed = false;
+  try {
+    const keyring = keystore.auditKeyring({ allowCreate: false });
+    const checked = new Set<string>();
+    for (const dir of dataDirs.map((d) => resolve(d))) {
+      if (!existsSync(auditDir(dir))) throw new CommandError(`no audit trail at ${auditDir(dir)}; is --data-dir right?`);
+      const instanceId = instanceIdOf(dir, { create: false });
+      checked.add(instanceId);
+      const anchors = await PgAuditAnchorStore.open(pool, instanceId, { warn: () => undefined });
+      const result = await verifyTrail(dir, keyring, anchors);
+      for (const note of result.notes) io.stdout.write(`note: ${note} (node ${instanceId})\n`);
+      if (!result.ok) {
+        failed = true;
+        for (const f of result.findings) {
+          const where = f.segment === undefined ? '' : f.line === undefined ? `${f.segment}: ` : `${f.segment} line ${f.line}: `;
+          io.stderr.write(`audit trail TAMPERED: ${where}${f.reason} (node ${instanceId}, ${dir})\n`);
+        }
+        continue;
+      }
+      io.stdout.write(`audit trail OK: ${result.events} events in ${result.segments} segments, head seq ${result.headSeq} (node ${instanceId})\n`);
+    }
+    for (const anchor of await listAuditAnchors(pool)) {
+      if (checked.has(anchor.instanceId)) continue;
+      failed = true;
+      io.stderr.write(`audit trail NOT CHECKED: node ${anchor.instanceId} has a chain anchored at seq ${anchor.seq}; give its data dir with --data-dir\n`);
+    }
+    return failed ? 1 : 0;
+  } finally {
+    keystore.close();
+    await pool.end().catch(() => undefined);
+  }
 }
 
 async function verify(config: KmsdConfig, io: AuditCommandIo): Promise<number> {

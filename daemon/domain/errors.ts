@@ -12,6 +12,8 @@ export const ERROR_CODES = {
   PERMISSION_DENIED: 7,
   RESOURCE_EXHAUSTED: 8,
   FAILED_PRECONDITION: 9,
+  /** A concurrent change on another node won the optimistic version check; retrying is safe. */
+  ABORTED: 10,
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
   UNAVAILABLE: 14,

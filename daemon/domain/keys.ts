@@ -3,6 +3,7 @@
  * change. Rules from DESIGN §4. Each mutating call runs in one `Store.update`, checks every
  * precondition first and only then changes state, and answers with a completed Operation.
  */
+import type * as Wire from '../../api/wire.gen.js';
 import { KmsError, failedPrecondition, invalidArgument, notFound } from './errors.js';
 import { describeSeconds } from './durations.js';
 import { keystoreAlgorithm, type Algorithm, type KeyRecord, type KeyStatus, type KnownAlgorithm, type MaterialRef, type OperationRecord, type StateTx, type StateView, type VersionRecord } from './model.js';
@@ -434,7 +435,7 @@ export class KeyService {
   private recordOperation(
     state: StateTx,
     caller: Caller,
-    op: { keyId: string; description: string; metadata: Record<string, unknown>; response: Record<string, unknown> },
+    op: { keyId: string; description: string; metadata: Wire.Any; response: Wire.Any },
   ): OperationView {
     const now = this.nowIso();
     const record: OperationRecord = {
@@ -481,7 +482,7 @@ export class KeyService {
   }
 }
 
-function typed(type: string, view: object): Record<string, unknown> {
+function typed(type: string, view: object): Wire.Any {
   return { '@type': `${TYPE_PREFIX}${type}`, ...view };
 }
 

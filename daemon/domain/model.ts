@@ -4,6 +4,8 @@
  * the wire format can evolve separately. Tables are `Map`-like (`ReadTable`/`WriteTable`): user
  * input never indexes a plain object.
  */
+import type * as Wire from '../../api/wire.gen.js';
+import type { Present } from '../../api/wire.js';
 import { KmsError } from './errors.js';
 
 export const ALGORITHMS = ['AES_128', 'AES_192', 'AES_256', 'AES_256_HSM'] as const;
@@ -83,9 +85,10 @@ export interface OperationRecord {
   keyId: string;
   /** The folder, for operations on a folder's access bindings. */
   folderId?: string;
-  metadata: Record<string, unknown>;
-  response?: Record<string, unknown>;
-  error?: { code: number; message: string; details: unknown[] };
+  /** google.protobuf.Any in proto3 JSON (`@type` and the fields), as the API returns it. */
+  metadata: Wire.Any;
+  response?: Wire.Any;
+  error?: { code: number; message: string; details: Wire.Any[] };
 }
 
 /** An API token, stored only as the SHA-256 of its value (the value is shown once). */
@@ -123,10 +126,9 @@ export const SYSTEM_SUBJECT_IDS = ['allAuthenticatedUsers', 'allUsers'] as const
 export type SubjectType = (typeof SUBJECT_TYPES)[number];
 
 /** Yandex `AccessBinding`: a role granted to a subject on the resource it is stored under. */
-export interface AccessBinding {
-  roleId: string;
-  subject: { id: string; type: SubjectType };
-}
+export type AccessBinding = Present<Wire.AccessBinding, 'roleId'> & {
+  subject: Present<Wire.Subject, 'id'> & { type: SubjectType };
+};
 
 /** The bindings of one resource (`folder:<folderId>` or `key:<keyId>`). */
 export interface AccessBindingsRecord {

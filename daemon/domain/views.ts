@@ -1,37 +1,30 @@
 /**
- * API shapes, exactly as the Yandex Cloud KMS REST reference spells them, derived from records.
- * Empty optional values (rotatedAt, rotationPeriod, destroyAt) are omitted as protobuf JSON does.
+ * API shapes, derived from records. Their fields and types are the generated wire types of the
+ * protos (api/wire.gen.ts); only which fields kmsd always writes is said here.
+ * Empty optional values (rotationPeriod, destroyAt) are omitted as protobuf JSON does.
  */
 import { formatDurationSeconds } from './durations.js';
+import type * as Wire from '../../api/wire.gen.js';
+import type { Present } from '../../api/wire.js';
 import type { KeyRecord, OperationRecord, VersionRecord } from './model.js';
 
 export const TYPE_PREFIX = 'type.googleapis.com/yandex.cloud.kms.v1.';
 
-export interface SymmetricKeyVersionView {
-  id: string;
-  keyId: string;
+/**
+ * SymmetricKeyVersion as kmsd writes it: the generated wire type (api/wire.gen.ts, from the proto)
+ * with the fields kmsd always sets, and its own narrower enums.
+ */
+export type SymmetricKeyVersionView = Present<Wire.SymmetricKeyVersion, 'id' | 'keyId' | 'createdAt' | 'primary' | 'hostedByHsm'> & {
   status: VersionRecord['status'];
   algorithm: VersionRecord['algorithm'];
-  createdAt: string;
-  primary: boolean;
-  destroyAt?: string;
-  hostedByHsm: boolean;
-}
+};
 
-export interface SymmetricKeyView {
-  id: string;
-  folderId: string;
-  createdAt: string;
-  name: string;
-  description: string;
-  labels: Record<string, string>;
+/** SymmetricKey as kmsd writes it (rotationPeriod only when set, as protobuf JSON does). */
+export type SymmetricKeyView = Present<Wire.SymmetricKey, 'id' | 'folderId' | 'createdAt' | 'name' | 'description' | 'labels' | 'deletionProtection' | 'rotatedAt'> & {
   status: KeyRecord['status'];
   primaryVersion: SymmetricKeyVersionView;
   defaultAlgorithm: KeyRecord['defaultAlgorithm'];
-  rotatedAt?: string;
-  rotationPeriod?: string;
-  deletionProtection: boolean;
-}
+};
 
 export function versionView(version: VersionRecord, primaryVersionId: string): SymmetricKeyVersionView {
   const view: SymmetricKeyVersionView = {
@@ -59,23 +52,18 @@ export function keyView(key: KeyRecord, primary: VersionRecord): SymmetricKeyVie
     status: key.status,
     primaryVersion: versionView(primary, key.primaryVersionId),
     defaultAlgorithm: key.defaultAlgorithm,
-    ...(key.rotatedAt !== undefined ? { rotatedAt: key.rotatedAt } : {}),
+    // The proto's rotatedAt: when the last version was created. Until a rotation that is the first
+    // version, made with the key.
+    rotatedAt: key.rotatedAt ?? key.createdAt,
     ...(key.rotationPeriodSeconds !== undefined ? { rotationPeriod: formatDurationSeconds(key.rotationPeriodSeconds) } : {}),
     deletionProtection: key.deletionProtection,
   };
 }
 
-export interface OperationView {
-  id: string;
-  description: string;
-  createdAt: string;
-  createdBy: string;
-  modifiedAt: string;
-  done: boolean;
-  metadata: Record<string, unknown>;
-  response?: Record<string, unknown>;
-  error?: { code: number; message: string; details: unknown[] };
-}
+/** Operation as kmsd writes it: always done, with metadata; response or error. */
+export type OperationView = Present<Wire.Operation, 'id' | 'description' | 'createdAt' | 'createdBy' | 'modifiedAt' | 'done' | 'metadata'> & {
+  error?: Present<Wire.Status, 'code' | 'message' | 'details'>;
+};
 
 export function operationView(op: OperationRecord): OperationView {
   const view: OperationView = {

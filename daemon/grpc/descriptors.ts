@@ -47,7 +47,7 @@ export function protoRoot(): protobuf.Root {
     if (target.startsWith('google/protobuf/')) return target; // built in (common)
     return target.startsWith('/') ? target : join(PROTO_ROOT, target);
   };
-  root.loadSync([...SERVED_FILES], { keepCase: false, alternateCommentMode: false });
+  root.loadSync([...SERVED_FILES], { keepCase: false, alternateCommentMode: true });
   root.resolveAll();
   loaded = root;
   return root;
@@ -112,4 +112,14 @@ export function operationAnnotationOf(method: protobuf.Method): OperationAnnotat
   if (response === undefined) return undefined;
   const metadata = resolveName(option['metadata']);
   return { response, ...(metadata !== undefined ? { metadata } : {}) };
+}
+
+/** The packages whose messages are the wire types (api/wire.gen.ts, schemas/wire.schema.gen.json). */
+export const WIRE_PACKAGES = ['yandex.cloud.kms.v1', 'yandex.cloud.operation', 'yandex.cloud.access', 'yandex.cloud.iam.v1', 'yandex.cloud.endpoint', 'google.rpc'] as const;
+
+/** The wire type name of a message or enum: `yandex.cloud.kms.v1.SymmetricKey.Status` → `SymmetricKey_Status`. */
+export function wireName(fullName: string): string {
+  const name = fullName.replace(/^\./, '');
+  const pkg = WIRE_PACKAGES.find((p) => name.startsWith(`${p}.`));
+  return (pkg === undefined ? name : name.slice(pkg.length + 1)).replace(/\./g, '_');
 }

@@ -112,6 +112,7 @@ export function keyRoutes(keys: KeyService): RouteDef[] {
       method: 'POST',
       path: '/kms/v1/keys/{keyId}:restore',
       operationId: 'SymmetricKey.Restore',
+      response: 'wire:Operation',
       summary: 'Restores a deleted key while its restore window (default 72h) is open. Extension of this KMS.',
       permission: 'kms.keys.restore',
       body: 'empty',

@@ -38,6 +38,11 @@ export interface RouteDef {
   operationId: string;
   summary: string;
   permission: Permission;
+  /**
+   * The documented 2xx body of a route that is no Yandex RPC (the RPCs' come from the protos):
+   * `wire:<Message>` (schemas/wire.schema.gen.json) or a definition of schemas/api/responses.json.
+   */
+  response?: string;
   /** Body schema (schemas/api); routes without one refuse a non-empty body. */
   body?: SchemaName;
   /** Query parameters the route accepts; any other is refused. */
@@ -206,6 +211,16 @@ export interface DispatcherDeps {
   /** The folder of a key, for audit events of key-scoped calls. */
   folderOfKey?: (keyId: string) => string | undefined;
   now: () => Date;
+  /**
+   * PostgreSQL cluster: waits until this node's replica has caught up with the database. A call
+   * that would answer NOT_FOUND, UNAUTHENTICATED or PERMISSION_DENIED is tried once more after it.
+   */
+  freshen?: () => Promise<void>;
+  /**
+   * Tests only: checks every 2xx JSON answer against its documented schema; a mismatch is a 500
+   * (a bug), with the reason in the log.
+   */
+  checkResponse?: (def: RouteDef, body: unknown) => string | null;
 }
 
 /**
@@ -271,22 +286,40 @@ export class Dispatcher {
       }
       // Known before authentication, so that refused calls are still attributed to their key.
       if (params.keyId !== undefined) event.keyId = params.keyId;
-      const caller = def.permission === 'public' ? { subject: 'anonymous' } : authenticateCall(input.authorization, authenticate);
-      const ctx: RequestContext = {
-        requestId: input.requestId,
-        caller,
-        params,
-        query: readQuery(input, def),
-        body: readBody(input, def),
-        audit: {},
+      const attempt = async (): Promise<RouteResult> => {
+        const caller = def.permission === 'public' ? { subject: 'anonymous' } : authenticateCall(input.authorization, authenticate);
+        const ctx: RequestContext = {
+          requestId: input.requestId,
+          caller,
+          params,
+          query: readQuery(input, def),
+          body: readBody(input, def),
+          audit: {},
+        };
+        annotations = ctx.audit;
+        subject = caller.subject;
+        event.subject = caller.subject;
+        const target = def.target?.(ctx) ?? {};
+        describeTarget(event, target, ctx, this.deps);
+        policy.authorize(caller, def.permission, target);
+        return def.handler(ctx);
       };
-      annotations = ctx.audit;
-      subject = caller.subject;
-      event.subject = caller.subject;
-      const target = def.target?.(ctx) ?? {};
-      describeTarget(event, target, ctx, this.deps);
-      policy.authorize(caller, def.permission, target);
-      const result = await def.handler(ctx);
+      let result: RouteResult;
+      try {
+        result = await attempt();
+      } catch (err) {
+        // A cluster node's replica may not have seen a record another node just wrote (a key, a
+        // token, a binding): before answering "not found"/"denied", catch up once and try again.
+        // Safe: a call that failed so committed nothing.
+        const code = err instanceof KmsError ? err.code : undefined;
+        if (this.deps.freshen === undefined || (code !== 'NOT_FOUND' && code !== 'UNAUTHENTICATED' && code !== 'PERMISSION_DENIED')) throw err;
+        await this.deps.freshen();
+        result = await attempt();
+      }
+      if (this.deps.checkResponse !== undefined && (result.status ?? 200) < 300 && result.contentType === undefined) {
+        const problem = this.deps.checkResponse(def, result.body);
+        if (problem !== null) throw new Error(problem);
+      }
       const versionId = (result.body as { versionId?: unknown } | null)?.versionId;
       if (event.versionId === undefined && typeof versionId === 'string') event.versionId = versionId;
       outcome = { ok: true, result };

@@ -114,8 +114,15 @@ export async function bindKeystore(store: Store, keystore: Keystore, dataDir: st
   if (recorded !== undefined) return 'matched';
   const adopted = !storeIsUnbound(state);
   const identity = keystore.identity();
+  let raced = false;
   await store.update((tx) => {
-    tx.hsm.set(HSM_BINDING_ID, { id: HSM_BINDING_ID, ...identity, recordedAt: now().toISOString() });
+    // Another node of a PostgreSQL cluster may have recorded its custody meanwhile: never overwrite it.
+    raced = tx.hsm.has(HSM_BINDING_ID);
+    if (!raced) tx.hsm.set(HSM_BINDING_ID, { id: HSM_BINDING_ID, ...identity, recordedAt: now().toISOString() });
   });
+  if (raced) {
+    verifyBinding(store.read((s) => s), keystore, dataDir);
+    return 'matched';
+  }
   return adopted ? 'adopted' : 'recorded';
 }

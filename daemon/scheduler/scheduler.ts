@@ -19,6 +19,8 @@ export class Scheduler {
     private readonly logger: SchedulerLogger,
     private readonly intervalMs = 1000,
     private readonly metrics: Metrics = NO_METRICS,
+    /** On PostgreSQL: whether this node holds the leader lease; others do no due work. */
+    private readonly isLeader: () => boolean = () => true,
   ) {}
 
   start(): void {
@@ -38,6 +40,7 @@ export class Scheduler {
     if (this.running !== null) {
       await this.running.catch(() => undefined);
     }
+    if (!this.isLeader()) return { rotated: [], destroyedVersions: [], purgedKeys: [], prunedOperations: 0 };
     const run = this.keys.runDueWork();
     this.running = run;
     try {

@@ -252,11 +252,16 @@ export class StateEngine {
     }
   }
 
-  /** A write failed: drop every pending layer (each built on the failed one) and undo them, newest first. */
-  abortAll(): Layer[] {
+  /**
+   * A write failed: drop every pending layer (each built on the failed one) and undo them, newest
+   * first. `undo: false` when the write may have committed after all (a connection lost during
+   * COMMIT): the side effects stay (an unreferenced HSM object at worst, never a referenced one
+   * destroyed).
+   */
+  abortAll(options: { undo?: boolean } = {}): Layer[] {
     const dropped = this.layers;
     this.layers = [];
-    for (const layer of [...dropped].reverse()) runUndo(layer.undo);
+    if (options.undo !== false) for (const layer of [...dropped].reverse()) runUndo(layer.undo);
     return dropped;
   }
 

@@ -1,6 +1,8 @@
 // Encrypt and decrypt with kmsd through the unmodified Yandex Cloud Node SDK (npm i @yandex-cloud/nodejs-sdk).
 // KMS_ENDPOINT=localhost:8444 KMS_CA=kms-data/tls/ca.pem KMS_TOKEN=$(cat kms-data/admin.token) node encrypt.mjs
+import { Buffer } from 'node:buffer';
 import { readFileSync } from 'node:fs';
+import process from 'node:process';
 import { Session, waitForOperation } from '@yandex-cloud/nodejs-sdk';
 import { symmetricCryptoService, symmetricKey, symmetricKeyService } from '@yandex-cloud/nodejs-sdk/kms-v1';
 
@@ -19,4 +21,4 @@ const key = symmetricKey.SymmetricKey.decode(done.response.value);
 const aadContext = Buffer.from('order-1');
 const { ciphertext } = await crypto.encrypt(symmetricCryptoService.SymmetricEncryptRequest.fromPartial({ keyId: key.id, plaintext: Buffer.from('card 4111'), aadContext }));
 const { plaintext } = await crypto.decrypt(symmetricCryptoService.SymmetricDecryptRequest.fromPartial({ keyId: key.id, ciphertext, aadContext }));
-console.log(key.id, Buffer.from(plaintext).toString());
+process.stdout.write(`${key.id} ${Buffer.from(plaintext).toString()}\n`);

@@ -7,6 +7,8 @@
  * (no answer at all), so callers can tell users which it was.
  */
 import { ADMIN_PATHS } from '../../api/admin-paths.js';
+import type * as Wire from '../../api/wire.gen.js';
+import type { Present } from '../../api/wire.js';
 import { nodeTransport } from './node-transport.js';
 
 /** One HTTP exchange as the client asks a transport for it. */
@@ -39,36 +41,21 @@ export const GrpcCode = {
   UNAUTHENTICATED: 16,
 } as const;
 
-/** Key algorithms of the API. */
-export type SymmetricAlgorithm = 'AES_128' | 'AES_192' | 'AES_256' | 'AES_256_HSM';
+/** Key algorithms the daemon can create (the wire type also knows GOST_R_3412_2015_K, which kmsd refuses). */
+export type SymmetricAlgorithm = Exclude<Wire.SymmetricAlgorithm, 'SYMMETRIC_ALGORITHM_UNSPECIFIED' | 'GOST_R_3412_2015_K'>;
 
-/** A key version as returned inside a key. */
-export interface SymmetricKeyVersion {
-  id: string;
-  keyId: string;
-  status: string;
+/** A key version as returned inside a key: the generated wire type, with what kmsd always writes. */
+export type SymmetricKeyVersion = Present<Wire.SymmetricKeyVersion, 'id' | 'keyId' | 'createdAt' | 'primary'> & {
+  status: Exclude<Wire.SymmetricKeyVersion_Status, 'STATUS_UNSPECIFIED'>;
   algorithm: SymmetricAlgorithm;
-  createdAt: string;
-  primary: boolean;
-  destroyAt?: string;
-  hostedByHsm?: boolean;
-}
+};
 
-/** SymmetricKey as the API returns it. */
-export interface SymmetricKey {
-  id: string;
-  folderId: string;
-  createdAt: string;
-  name: string;
-  description: string;
-  labels: Record<string, string>;
-  status: 'ACTIVE' | 'INACTIVE' | 'CREATING';
+/** SymmetricKey as the API returns it (api/wire.gen.ts, generated from the proto). */
+export type SymmetricKey = Present<Wire.SymmetricKey, 'id' | 'folderId' | 'createdAt' | 'name' | 'description' | 'labels' | 'deletionProtection'> & {
+  status: Exclude<Wire.SymmetricKey_Status, 'STATUS_UNSPECIFIED'>;
   primaryVersion?: SymmetricKeyVersion;
   defaultAlgorithm: SymmetricAlgorithm;
-  rotatedAt?: string;
-  rotationPeriod?: string;
-  deletionProtection: boolean;
-}
+};
 
 /** Body of `POST /kms/v1/keys`. */
 export interface CreateSymmetricKeyRequest {
@@ -93,18 +80,12 @@ export interface UpdateSymmetricKeyFields {
   deletionProtection?: boolean;
 }
 
-/** A long-running operation; ours are always `done`. */
-export interface Operation<R = unknown> {
-  id: string;
-  description?: string;
-  createdAt?: string;
-  createdBy?: string;
-  modifiedAt?: string;
-  done: boolean;
+/** A long-running operation; ours are always `done`. `response` is the unpacked result. */
+export type Operation<R = unknown> = Present<Omit<Wire.Operation, 'response' | 'metadata' | 'error'>, 'id' | 'done'> & {
   metadata?: Record<string, unknown>;
   response?: R;
-  error?: { code: number; message: string; details?: unknown[] };
-}
+  error?: Present<Wire.Status, 'code' | 'message'>;
+};
 
 /** Subject kinds an access binding can name. */
 export type SubjectType = 'serviceAccount' | 'userAccount';

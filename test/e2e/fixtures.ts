@@ -7,23 +7,14 @@ import { join } from 'node:path';
 import { startDaemon } from '../support/daemon.js';
 import type { Cli } from '../support/cli.js';
 import { Workspace } from '../support/cli.js';
+import type { SymmetricKey } from '../../api/wire.gen.js';
+import type { Present } from '../../api/wire.js';
 
 /** Generous per-test limit: every CLI command starts the plugin several times. */
 export const E2E_TIMEOUT = 300_000;
 
-/** The daemon's SymmetricKey as the REST API returns it (the fields the tests read). */
-export interface RestKey {
-  id: string;
-  folderId: string;
-  name: string;
-  description: string;
-  labels: Record<string, string>;
-  status: string;
-  defaultAlgorithm: string;
-  rotationPeriod?: string;
-  deletionProtection: boolean;
-  primaryVersion?: { id: string };
-}
+/** The daemon's SymmetricKey as the REST API returns it: the generated wire type (api/wire.gen.ts). */
+export type RestKey = Present<SymmetricKey, 'id' | 'folderId' | 'name' | 'description' | 'labels' | 'status' | 'defaultAlgorithm' | 'deletionProtection'>;
 
 /** Minimal REST client used to change things behind Terraform's back. */
 export class KmsRest {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { AUDIT_FIELD_LIMITS } from '../../daemon/audit/chain.js';
 import { readTrailEvents, segmentPaths, trailLines } from '../support/audit.js';
 import { KMSD_MAIN, api, startDaemon, type DaemonProcess } from '../support/daemon.js';
+import { databaseForDataDir, testStoreIsPostgres } from '../support/postgres.js';
 import { SOFTHSM_MODULE } from '../support/softhsm.js';
 import { ADMIN_PATHS } from '../../api/admin-paths.js';
 
@@ -25,12 +26,18 @@ const secrets: string[] = [];
 
 const admin = (method: string, path: string, body?: unknown) => api(daemon, method, path, body);
 
+/** Under KMS_TEST_STORE=postgres: KMS_STORE for the daemon's database (verify and the start-ups below read it). */
+let storeEnv: Record<string, string> = {};
 function verify(dataDir: string) {
-  return spawnSync(process.execPath, [KMSD_MAIN, 'audit', 'verify', '--data-dir', dataDir], { encoding: 'utf8' });
+  return spawnSync(process.execPath, [KMSD_MAIN, 'audit', 'verify', '--data-dir', dataDir], { encoding: 'utf8', env: { ...process.env, ...storeEnv } });
+}
+function startSync(dataDir: string) {
+  return spawnSync(process.execPath, [KMSD_MAIN, '--listen', '127.0.0.1:0', '--data-dir', dataDir], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, ...storeEnv } });
 }
 
 beforeAll(async () => {
   daemon = await startDaemon({ args: SMALL_SEGMENTS });
+  if (testStoreIsPostgres()) storeEnv = { KMS_STORE: await databaseForDataDir(daemon.dataDir) };
   const created = await admin('POST', '/kms/v1/keys', { folderId: FOLDER, name: 'audited-key' });
   keyId = created.body.response.id;
   await admin('POST', '/kms/v1/keys', { folderId: 'elsewhere' });
@@ -156,7 +163,7 @@ describe('kmsd audit verify', () => {
   it('passes, then names the segment and line of an edit, a removal and a swap; the daemon refuses the broken chain', () => {
     const ok = verify(daemon.dataDir);
     expect(ok.stderr).toBe('');
-    expect(ok.stdout).toMatch(/^audit trail OK: \d+ events in \d+ segments, head seq \d+\n$/);
+    expect(ok.stdout).toMatch(/^audit trail OK: \d+ events in \d+ segments, head seq \d+( \(node [a-z0-9-]+\))?\n$/);
     expect(ok.status).toBe(0);
     const path = segmentPaths(daemon.dataDir).at(-2)!; // a sealed segment
     const name = path.split('/').pop()!;
@@ -183,7 +190,7 @@ describe('kmsd audit verify', () => {
     const activeText = readFileSync(active, 'utf8');
     const activeLines = activeText.trimEnd().split('\n');
     writeFileSync(active, `${[...activeLines.slice(0, -1), activeLines.at(-1)!.replace('"result":"OK"', '"result":"DENIED"')].join('\n')}\n`);
-    const start = spawnSync(process.execPath, [KMSD_MAIN, '--listen', '127.0.0.1:0', '--data-dir', daemon.dataDir], { encoding: 'utf8', timeout: 20_000 });
+    const start = startSync(daemon.dataDir);
     expect(start.status).toBe(1);
     expect(start.stderr).toMatch(new RegExp(`audit trail segment .*${active.split('/').pop()!} is corrupt at line ${activeLines.length}: mac does not match .*refusing to start`));
     writeFileSync(active, activeText);
@@ -195,8 +202,8 @@ describe('kmsd audit verify', () => {
     writeFileSync(path, `${lines.slice(0, -3).join('\n')}\n`);
     const result = verify(daemon.dataDir);
     expect(result.status).toBe(1);
-    expect(result.stderr).toMatch(/audit trail TAMPERED: seg-\d+\.jsonl line \d+: cut tail: the trail ends at seq \d+ .* but the head anchor \(pkcs11:.*\/kms-audit-anchor, written .*\) records seq \d+/);
-    const start = spawnSync(process.execPath, [KMSD_MAIN, '--listen', '127.0.0.1:0', '--data-dir', daemon.dataDir], { encoding: 'utf8', timeout: 20_000 });
+    expect(result.stderr).toMatch(/audit trail TAMPERED: seg-\d+\.jsonl line \d+: cut tail: the trail ends at seq \d+ .* but the head anchor \((pkcs11:.*\/kms-audit-anchor|postgresql:kms_audit_anchors\/node-[0-9a-f]+), written .*\) records seq \d+/);
+    const start = startSync(daemon.dataDir);
     expect(start.status).toBe(1);
     expect(start.stdout).toMatch(/INTEGRITY ALERT: the trail ends at seq/);
     expect(start.stderr).toMatch(/refusing to start.*--audit-accept-loss/);
@@ -212,7 +219,7 @@ describe('kmsd audit verify', () => {
   it('a non-empty trail whose MAC key is gone from the token refuses to start', () => {
     const pins = JSON.parse(readFileSync(join(daemon.dataDir, 'hsm-pins.json'), 'utf8')) as { tokenLabel: string; userPin: string };
     execFileSync('pkcs11-tool', ['--module', SOFTHSM_MODULE, '--token-label', pins.tokenLabel, '--login', '--pin', pins.userPin, '--delete-object', '--type', 'secrkey', '--label', 'kms-audit-mac-key'], { stdio: 'pipe' });
-    const start = spawnSync(process.execPath, [KMSD_MAIN, '--listen', '127.0.0.1:0', '--data-dir', daemon.dataDir], { encoding: 'utf8', timeout: 20_000 });
+    const start = startSync(daemon.dataDir);
     expect(start.status).toBe(1);
     expect(start.stderr).toContain(`the audit trail's MAC key 'kms-audit-mac-key' is missing from PKCS#11 token '${pins.tokenLabel}'`);
     expect(start.stderr).toContain(`the audit trail in ${join(daemon.dataDir, 'audit')} is not empty`);

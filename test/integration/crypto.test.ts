@@ -7,6 +7,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { api, startDaemon, type DaemonProcess } from '../support/daemon.js';
 import { startTestKmsd, type TestKmsd } from '../support/kmsd.js';
+import { databaseForDataDir, sql, testStoreIsPostgres } from '../support/postgres.js';
 
 let kmsd: TestKmsd;
 const FOLDER = 'folder-crypto';
@@ -254,8 +255,15 @@ describe('the real kmsd binary', () => {
     // Scan every file of the data dir (store, token files, PIN file) and every log line, in raw
     // bytes and in base64 and hex, for the data keys.
     const files = listFiles(daemon.dataDir);
-    expect(files.some((f) => f.endsWith('kms.json'))).toBe(true);
     const haystacks = [...files.map((f) => readFileSync(f)), Buffer.from(daemon.output.join('\n'))];
+    if (testStoreIsPostgres()) {
+      // The store is the database: every record it holds, as stored.
+      const rows = await sql(await databaseForDataDir(daemon.dataDir), 'SELECT data::text AS data FROM kms_records WHERE data IS NOT NULL');
+      expect(rows.length).toBeGreaterThan(ALGORITHMS.length);
+      haystacks.push(Buffer.from(rows.map((r) => r.data as string).join('\n')));
+    } else {
+      expect(files.some((f) => f.endsWith('kms.json'))).toBe(true);
+    }
     for (const secret of secrets) {
       for (const needle of [secret, Buffer.from(secret.toString('base64')), Buffer.from(secret.toString('hex'))]) {
         for (const haystack of haystacks) expect(haystack.includes(needle)).toBe(false);

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
+import { storeArgs } from './postgres.js';
 
 /** Repository root (this file runs from dist/test/support). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -45,7 +46,16 @@ export function newTestToken(): string {
 export async function startDaemon(options: DaemonOptions = {}): Promise<DaemonProcess> {
   const dataDir = options.dataDir ?? tempDir();
   const token = options.env?.KMS_BOOTSTRAP_TOKEN ?? newTestToken();
-  const args = [KMSD_MAIN, '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...(options.testClock === false ? [] : ['--unsafe-test-clock']), ...(options.args ?? [])];
+  const args = [
+    KMSD_MAIN,
+    '--listen',
+    '127.0.0.1:0',
+    '--data-dir',
+    dataDir,
+    ...(options.testClock === false ? [] : ['--unsafe-test-clock']),
+    ...(await storeArgs(dataDir, options.args)),
+    ...(options.args ?? []),
+  ];
   const child = spawn(process.execPath, args, {
     env: { ...process.env, KMS_BOOTSTRAP_TOKEN: token, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
