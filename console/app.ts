@@ -382,15 +382,19 @@ function restorePanel(): HTMLElement {
 
 async function renderKey(keyId: string): Promise<void> {
   const api = client();
+  const forHash = location.hash;
   let key: SymmetricKey;
   try {
     key = await api.getKey(keyId);
   } catch (err) {
     if (err instanceof KmsApiError && err.code === 16) return signOut('Your token is no longer valid; sign in again.');
+    if (location.hash !== forHash) return;
     page(`Key ${keyId}`, h('p', { class: 'alert', role: 'alert' }, describe(err)), restorePanel());
     return;
   }
   const [versions, bindings, operations] = await Promise.allSettled([allVersions(api, keyId), api.listKeyAccessBindings(keyId), allOperations(api, keyId)]);
+  // The user moved on while this loaded: do not paint over the newer page.
+  if (location.hash !== forHash) return;
   const reload = (message: string) => {
     flash = message;
     void renderKey(keyId);
@@ -905,7 +909,9 @@ async function renderAudit(query: URLSearchParams): Promise<void> {
 
 async function renderAccounts(): Promise<void> {
   const api = client();
+  const forHash = location.hash;
   const [accounts, tokens] = await Promise.allSettled([api.listServiceAccounts(), api.listTokens()]);
+  if (location.hash !== forHash) return;
   const reload = (message: string) => {
     flash = message;
     void renderAccounts();

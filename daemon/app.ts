@@ -14,7 +14,7 @@ import { transportError } from './http/errors.js';
 import { consoleHandler } from './http/console.js';
 import { fastPath, type CallLog } from './http/fast-path.js';
 import { keyRoutes } from './http/keys.js';
-import { openApiDocument } from './http/openapi.js';
+import { openApiDocument, responseChecker } from './http/openapi.js';
 import { Dispatcher, boundedPath, hasRequestBody, type Authenticator, type CallInput, type CallOutput, type RouteDef } from './http/router.js';
 import { healthRoute, metricsRoute, openApiRoute, testClockRoute } from './http/system.js';
 import type { Scheduler } from './scheduler/scheduler.js';
@@ -55,6 +55,8 @@ export interface AppDeps {
   /** Where call metrics go; with `renderMetrics`, GET /metrics serves them. */
   metrics?: Metrics;
   renderMetrics?: () => Promise<{ contentType: string; text: string }>;
+  /** Tests only (KMS_TEST_CHECK_RESPONSES=1): every 2xx answer is checked against /openapi.json's schema. */
+  checkResponses?: boolean;
   /** Where the built web console is (default dist/console); it is served at /console. */
   consoleDir?: string;
 }
@@ -124,7 +126,9 @@ export function buildApp(deps: AppDeps, dispatcher: Dispatcher = buildDispatcher
  * (daemon/grpc/server.ts) both serve their calls through it.
  */
 export function buildDispatcher(deps: AppDeps): Dispatcher {
-  return new Dispatcher(buildRoutes(deps), {
+  const routes = buildRoutes(deps);
+  return new Dispatcher(routes, {
+    ...(deps.checkResponses === true ? { checkResponse: responseChecker(routes, deps.version) } : {}),
     authenticate: deps.authenticate,
     policy: deps.policy,
     now: deps.now,

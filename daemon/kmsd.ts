@@ -252,6 +252,8 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
     // The advertised gRPC address is known once the listener is bound (port 0 in tests).
     let advertised: string | undefined;
     const appDeps: AppDeps = {
+      // The test suite sets this for every daemon it runs: each 2xx answer must match its schema.
+      ...(process.env['KMS_TEST_CHECK_RESPONSES'] === '1' ? { checkResponses: true } : {}),
       logSampleEvery: config.logSampleEvery,
       metrics,
       renderMetrics: () => metrics.render(),

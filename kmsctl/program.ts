@@ -25,6 +25,7 @@ import {
   type UpdateSymmetricKeyFields,
 } from '../provider/client/kms-client.js';
 import { nodeTransport } from '../provider/client/node-transport.js';
+import { MEMBER_SYNTAX, memberSubject } from '../provider/client/subjects.js';
 import { PROFILE_NAME, configPath, readConfig, writeConfig, type Profile } from './config.js';
 import { EXIT, UsageError, VerificationFailed } from './errors.js';
 import { parseFormat, printList, printObject, type Column, type Format } from './output.js';
@@ -99,11 +100,11 @@ function labels(value: string): Record<string, string> {
   return Object.fromEntries(result);
 }
 
-/** `serviceAccount:ID`, `userAccount:ID` → an access binding subject. */
+/** `TYPE:ID` (the member syntax of provider/client/subjects.ts) → an access binding subject. */
 function subject(flag: string, value: string): AccessBinding['subject'] {
-  const match = /^(serviceAccount|userAccount):(.+)$/.exec(value);
-  if (match === null) throw new UsageError(`${flag}: "${value}" must be serviceAccount:<id> or userAccount:<id>`);
-  return { type: match[1] as string, id: match[2] as string };
+  const parsed = memberSubject(value);
+  if (parsed === undefined) throw new UsageError(`${flag}: ${JSON.stringify(value)} must be ${MEMBER_SYNTAX}`);
+  return parsed;
 }
 
 /** `role=ROLE,subject=TYPE:ID` (or `service-account-id=ID` / `user-account-id=ID`, as yc writes it). */
@@ -124,6 +125,14 @@ function accessBinding(value: string): AccessBinding {
   }
   const who = s !== undefined ? subject('--access-binding', s) : sa !== undefined ? { type: 'serviceAccount', id: sa } : { type: 'userAccount', id: ua as string };
   return { roleId: role, subject: who };
+}
+
+/** The subject of `--subject TYPE:ID`, `--service-account-id ID` or `--user-account-id ID` (exactly one). */
+function bindingSubject(o: { subject?: string; serviceAccountId?: string; userAccountId?: string }): AccessBinding['subject'] {
+  const given = [o.subject, o.serviceAccountId, o.userAccountId].filter((v) => v !== undefined);
+  if (given.length !== 1) throw new UsageError('give exactly one of --subject, --service-account-id, --user-account-id');
+  if (o.subject !== undefined) return subject('--subject', o.subject);
+  return o.serviceAccountId !== undefined ? { type: 'serviceAccount', id: o.serviceAccountId } : { type: 'userAccount', id: o.userAccountId as string };
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -544,11 +553,38 @@ ${examples(
       .addHelpText('after', examples(`kmsctl symmetric-key ${name} --name payments --role kms.keys.encrypterDecrypter --service-account-id sa1`))
       .action(
         run(async (ctx, id: string | undefined, o: { id?: string; name?: string; role: string; subject?: string; serviceAccountId?: string; userAccountId?: string }) => {
-          const given = [o.subject, o.serviceAccountId, o.userAccountId].filter((v) => v !== undefined);
-          if (given.length !== 1) throw new UsageError('give exactly one of --subject, --service-account-id, --user-account-id');
-          const who = o.subject !== undefined ? subject('--subject', o.subject) : o.serviceAccountId !== undefined ? { type: 'serviceAccount', id: o.serviceAccountId } : { type: 'userAccount', id: o.userAccountId as string };
+          const who = bindingSubject(o);
           const { client, keyId } = await resolveKey(ctx, id, o);
           printObject(ctx.io.stdout, ctx.format, await client.updateKeyAccessBindings(keyId, [{ action, accessBinding: { roleId: o.role, subject: who } }]));
+        }),
+      );
+  }
+
+  const folder = program.command('resource-manager').description('folders').command('folder').description('folders: access bindings that apply to every key of the folder');
+  const folderArg = (c: Command) => c.argument('[folder-id]', 'the folder (default: --folder-id, KMS_FOLDER_ID or the profile)');
+  const folderOf = (ctx: Context, id: string | undefined) => id ?? needFolder(ctx);
+  folderArg(folder.command('list-access-bindings').description('list the access bindings of a folder'))
+    .addHelpText('after', examples('kmsctl resource-manager folder list-access-bindings prod'))
+    .action(
+      run(async (ctx, id: string | undefined) => {
+        printList(ctx.io.stdout, ctx.format, await (await ctx.client()).listFolderAccessBindings(folderOf(ctx, id)), BINDING_COLUMNS);
+      }),
+    );
+  for (const [name, action, verb] of [
+    ['add-access-binding', 'ADD', 'grant a role on every key of a folder'],
+    ['remove-access-binding', 'REMOVE', 'take a folder role away'],
+  ] as const) {
+    folderArg(folder.command(name).description(verb))
+      .requiredOption('--role <role>', 'e.g. kms.viewer, kms.auditor, kms.keys.encrypter')
+      .option('--subject <type:id>', 'serviceAccount:<id> or userAccount:<id>')
+      .option('--service-account-id <id>', 'a service account')
+      .option('--user-account-id <id>', 'a user account')
+      .addHelpText('after', examples(`kmsctl resource-manager folder ${name} prod --role kms.viewer --service-account-id sa1`))
+      .action(
+        run(async (ctx, id: string | undefined, o: { role: string; subject?: string; serviceAccountId?: string; userAccountId?: string }) => {
+          const who = bindingSubject(o);
+          const client = await ctx.client();
+          printObject(ctx.io.stdout, ctx.format, await client.updateFolderAccessBindings(folderOf(ctx, id), [{ action, accessBinding: { roleId: o.role, subject: who } }]));
         }),
       );
   }

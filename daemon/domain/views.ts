@@ -1,7 +1,7 @@
 /**
  * API shapes, derived from records. Their fields and types are the generated wire types of the
  * protos (api/wire.gen.ts); only which fields kmsd always writes is said here.
- * Empty optional values (rotatedAt, rotationPeriod, destroyAt) are omitted as protobuf JSON does.
+ * Empty optional values (rotationPeriod, destroyAt) are omitted as protobuf JSON does.
  */
 import { formatDurationSeconds } from './durations.js';
 import type * as Wire from '../../api/wire.gen.js';
@@ -19,8 +19,8 @@ export type SymmetricKeyVersionView = Present<Wire.SymmetricKeyVersion, 'id' | '
   algorithm: VersionRecord['algorithm'];
 };
 
-/** SymmetricKey as kmsd writes it (rotatedAt and rotationPeriod only when set, as protobuf JSON does). */
-export type SymmetricKeyView = Present<Wire.SymmetricKey, 'id' | 'folderId' | 'createdAt' | 'name' | 'description' | 'labels' | 'deletionProtection'> & {
+/** SymmetricKey as kmsd writes it (rotationPeriod only when set, as protobuf JSON does). */
+export type SymmetricKeyView = Present<Wire.SymmetricKey, 'id' | 'folderId' | 'createdAt' | 'name' | 'description' | 'labels' | 'deletionProtection' | 'rotatedAt'> & {
   status: KeyRecord['status'];
   primaryVersion: SymmetricKeyVersionView;
   defaultAlgorithm: KeyRecord['defaultAlgorithm'];
@@ -52,7 +52,9 @@ export function keyView(key: KeyRecord, primary: VersionRecord): SymmetricKeyVie
     status: key.status,
     primaryVersion: versionView(primary, key.primaryVersionId),
     defaultAlgorithm: key.defaultAlgorithm,
-    ...(key.rotatedAt !== undefined ? { rotatedAt: key.rotatedAt } : {}),
+    // The proto's rotatedAt: when the last version was created. Until a rotation that is the first
+    // version, made with the key.
+    rotatedAt: key.rotatedAt ?? key.createdAt,
     ...(key.rotationPeriodSeconds !== undefined ? { rotationPeriod: formatDurationSeconds(key.rotationPeriodSeconds) } : {}),
     deletionProtection: key.deletionProtection,
   };

@@ -4,6 +4,8 @@
  * generated from the protos; the route found through the RPC's google.api.http rule); for kmsd's
  * own calls, the route's `response` (schemas/api/responses.json).
  */
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
 import responses from '../../schemas/api/responses.json' with { type: 'json' };
 import wire from '../../schemas/wire.schema.gen.json' with { type: 'json' };
 import { servedMethods } from '../grpc/server.js';
@@ -102,4 +104,28 @@ function rewriteRefs(schema: unknown, home = 'common'): unknown {
     }
   }
   return out;
+}
+
+/**
+ * Checks 2xx answers against the schemas the document gives them (tests turn this on for every
+ * daemon: KMS_TEST_CHECK_RESPONSES=1). Returns what is wrong, or null.
+ */
+export function responseChecker(routes: RouteDef[], version: string): (route: RouteDef, body: unknown) => string | null {
+  const doc = openApiDocument(routes, version) as { components: object };
+  const ajv = new Ajv2020({ strict: false, allErrors: false });
+  addFormats.default(ajv);
+  ajv.addSchema({ $id: 'kms-openapi', components: doc.components });
+  const rpcs = rpcResponses();
+  const compiled = new Map<string, ValidateFunction | null>();
+  return (route, body) => {
+    let validate = compiled.get(route.operationId);
+    if (validate === undefined) {
+      const ref = responseSchemaRef(route, rpcs);
+      validate = ref === undefined ? null : ajv.compile({ $ref: `kms-openapi${ref}` });
+      compiled.set(route.operationId, validate);
+    }
+    if (validate === null || validate(body)) return null;
+    const error = validate.errors?.[0];
+    return `${route.operationId} answered a body its documented schema refuses: ${error?.instancePath ?? ''} ${error?.message ?? ''}`.trim();
+  };
 }

@@ -216,6 +216,11 @@ export interface DispatcherDeps {
    * that would answer NOT_FOUND, UNAUTHENTICATED or PERMISSION_DENIED is tried once more after it.
    */
   freshen?: () => Promise<void>;
+  /**
+   * Tests only: checks every 2xx JSON answer against its documented schema; a mismatch is a 500
+   * (a bug), with the reason in the log.
+   */
+  checkResponse?: (def: RouteDef, body: unknown) => string | null;
 }
 
 /**
@@ -310,6 +315,10 @@ export class Dispatcher {
         if (this.deps.freshen === undefined || (code !== 'NOT_FOUND' && code !== 'UNAUTHENTICATED' && code !== 'PERMISSION_DENIED')) throw err;
         await this.deps.freshen();
         result = await attempt();
+      }
+      if (this.deps.checkResponse !== undefined && (result.status ?? 200) < 300 && result.contentType === undefined) {
+        const problem = this.deps.checkResponse(def, result.body);
+        if (problem !== null) throw new Error(problem);
       }
       const versionId = (result.body as { versionId?: unknown } | null)?.versionId;
       if (event.versionId === undefined && typeof versionId === 'string') event.versionId = versionId;

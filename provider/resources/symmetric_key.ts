@@ -189,7 +189,9 @@ export function keyToState(key: SymmetricKey, reference: SymmetricKeyState | Sym
     deletion_protection: key.deletionProtection,
     status: key.status,
     created_at: key.createdAt,
-    rotated_at: key.rotatedAt ?? null,
+    // The API's rotatedAt is the proto's "time the last version was created", the key's creation
+    // time until the first rotation; this attribute stays "null until the key is first rotated".
+    rotated_at: key.rotatedAt !== undefined && key.rotatedAt !== key.createdAt ? key.rotatedAt : null,
     primary_version_id: key.primaryVersion?.id ?? null,
   };
 }

@@ -17,7 +17,7 @@ import { api } from '../support/daemon.js';
 import { startTestKmsd, type TestKmsd } from '../support/kmsd.js';
 import { pngStats } from '../support/png.js';
 
-jest.setTimeout(120_000);
+jest.setTimeout(180_000);
 let kmsd: TestKmsd;
 let browser: Browser;
 const FOLDER = 'web-folder';
@@ -224,10 +224,10 @@ describe('as the admin', () => {
     await page.getByRole('button', { name: 'Decrypt', exact: true }).click();
     await page.getByText(/^Decrypted with version \w+: hello console ✓$/).waitFor();
     expect(await page.getByLabel('Plaintext').inputValue()).toBe('hello console ✓');
+    await screenshot(page, 'key');
     await page.getByLabel('AAD context').fill('wrong');
     await page.getByRole('button', { name: 'Decrypt', exact: true }).click();
     await page.getByRole('alert').filter({ hasText: 'INVALID_ARGUMENT' }).waitFor();
-    await screenshot(page, 'key');
   });
 
   it('deletes only after the typed confirmation, and restores', async () => {
@@ -430,6 +430,18 @@ describe('layout and hygiene', () => {
     await page.getByRole('heading', { name: 'Key web-key', exact: true }).waitFor();
     expect(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth')).toBe(true);
     await screenshot(page, 'key-narrow');
+    // Every form control has a label, on each page.
+    const unlabelled = `[...document.querySelectorAll('input, select, textarea')].filter((e) => e.labels.length === 0 && !e.getAttribute('aria-label')).map((e) => e.name)`;
+    expect(await page.evaluate(unlabelled)).toEqual([]);
+    for (const hash of [`#/keys?folder=${FOLDER}`, '#/audit', '#/accounts']) {
+      await page.goto(`${kmsd.url}/console/${hash}`);
+      await page.locator('main h1').waitFor();
+      await page.waitForLoadState('networkidle');
+      expect({ hash, unlabelled: await page.evaluate(unlabelled) }).toEqual({ hash, unlabelled: [] });
+      expect(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth')).toBe(true);
+    }
+    await page.goto(`${kmsd.url}/console/#/keys/${key.id}`);
+    await page.getByRole('heading', { name: 'Key web-key', exact: true }).waitFor();
     // Keyboard: from the top of the page, the skip link comes first.
     await page.reload();
     await page.getByRole('heading', { name: 'Key web-key', exact: true }).waitFor();

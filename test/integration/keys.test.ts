@@ -76,6 +76,7 @@ describe('Create and Get', () => {
         hostedByHsm: false,
       },
       defaultAlgorithm: 'AES_256',
+      rotatedAt: op.response.createdAt,
       rotationPeriod: '86400s',
       deletionProtection: true,
     });
@@ -90,7 +91,8 @@ describe('Create and Get', () => {
     const key = await createKey();
     expect(key).toMatchObject({ name: '', description: '', labels: {}, defaultAlgorithm: 'AES_128', deletionProtection: false, status: 'ACTIVE' });
     expect(key.rotationPeriod).toBeUndefined();
-    expect(key.rotatedAt).toBeUndefined();
+    // rotatedAt as the proto documents it: the time the last version was created (here the first).
+    expect(key.rotatedAt).toBe(key.primaryVersion.createdAt);
   });
 
   it('marks AES_256_HSM versions as hosted by the HSM', async () => {
@@ -442,7 +444,7 @@ describe('versions: primary, destruction, rotation', () => {
     const inactive = await createKey({ rotationPeriod: '86400s' });
     await call('PATCH', `/kms/v1/keys/${inactive.id}`, { updateMask: 'status', status: 'INACTIVE' });
     await advance(86_000);
-    expect((await call('GET', `/kms/v1/keys/${key.id}`)).body.rotatedAt).toBeUndefined();
+    expect((await call('GET', `/kms/v1/keys/${key.id}`)).body.rotatedAt).toBe(key.createdAt);
     const report = await advance(400);
     expect(report.rotated).toContain(key.id);
     expect(report.rotated).not.toContain(inactive.id);

@@ -4,7 +4,7 @@
  * profiles, completion, and that the token never shows up in output, in the process arguments we
  * started, or in the audit trail.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -14,6 +14,8 @@ import { ADMIN_PATHS } from '../../api/admin-paths.js';
 import { api, REPO_ROOT, tempDir } from '../support/daemon.js';
 import { startTestKmsd, type TestKmsd } from '../support/kmsd.js';
 
+// Each test starts dozens of kmsctl processes; on a loaded CI machine that takes a while.
+jest.setTimeout(180_000);
 const KMSCTL = join(REPO_ROOT, 'dist/kmsctl/main.js');
 let kmsd: TestKmsd;
 let home: string;
@@ -153,6 +155,15 @@ describe.each(['text', 'yaml', 'json'])('every command with --format %s', (forma
     expect(after).toEqual([{ roleId: 'kms.keys.encrypterDecrypter', subject: { type: 'serviceAccount', id: sa.id } }]);
     await ok(['symmetric-key', 'set-access-bindings', keyId, '--access-binding', `role=kms.keys.encrypterDecrypter,service-account-id=${sa.id}`, '--access-binding', `role=kms.auditor,subject=serviceAccount:${sa.id}`, ...f]);
     expect(parsed(await ok(['symmetric-key', 'list-access-bindings', keyId, '--format', 'json']), 'json')).toHaveLength(2);
+    // Folder bindings (the default folder, or one named).
+    await ok(['resource-manager', 'folder', 'add-access-binding', '--role', 'kms.auditor', '--subject', `serviceAccount:${sa.id}`, ...f]);
+    const folderBindings = await ok(['resource-manager', 'folder', 'list-access-bindings', FOLDER, ...f]);
+    if (format === 'text') expect(folderBindings.out).toMatch(new RegExp(`\\| kms.auditor +\\| serviceAccount +\\| ${sa.id} +\\|`));
+    else expect(parsed(folderBindings, format)).toEqual(expect.arrayContaining([{ roleId: 'kms.auditor', subject: { type: 'serviceAccount', id: sa.id } }]));
+    await ok(['resource-manager', 'folder', 'remove-access-binding', FOLDER, '--role', 'kms.auditor', '--service-account-id', sa.id, ...f]);
+    expect(parsed(await ok(['resource-manager', 'folder', 'list-access-bindings', '--format', 'json']), 'json')).not.toEqual(
+      expect.arrayContaining([{ roleId: 'kms.auditor', subject: { type: 'serviceAccount', id: sa.id } }]),
+    );
 
     // Crypto with the service account's token (from a file), printed as base64 without an output file.
     const asSa = { KMS_TOKEN: undefined };
@@ -269,7 +280,7 @@ describe('errors and exit codes', () => {
       [['symmetric-key', 'create', '--labels', 'novalue'], /--labels: "novalue" is not key=value/],
       [['symmetric-key', 'get'], /exactly one of <key-id>, --id or --name/],
       [['symmetric-key', 'update', 'k1'], /nothing to update/],
-      [['symmetric-key', 'add-access-binding', 'k1', '--role', 'kms.viewer', '--subject', 'bob'], /must be serviceAccount:<id> or userAccount:<id>/],
+      [['symmetric-key', 'add-access-binding', 'k1', '--role', 'kms.viewer', '--subject', 'bob'], /must be serviceAccount:<id>, userAccount:<id>/],
       [['--format', 'xml', 'symmetric-key', 'list'], /argument 'xml' is invalid/],
       [['symmetric-crypto', 'encrypt', 'k1', '--plaintext-file', join(work, 'missing')], /cannot read .*missing: ENOENT/],
     ];
@@ -382,6 +393,7 @@ describe('help and completion', () => {
       ...['create', 'list', 'revoke'].map((c) => ['token', c]),
       ...['list', 'export', 'verify'].map((c) => ['audit', c]),
       ['operation', 'get'],
+      ...['list-access-bindings', 'add-access-binding', 'remove-access-binding'].map((c) => ['resource-manager', 'folder', c]),
       ...['create', 'use', 'list'].map((c) => ['config', 'profile', c]),
     ];
     for (const command of commands) {
