@@ -41,6 +41,7 @@ import { openPgStore, type PgStore } from './store/pg-store.js';
 import { LeaderLease } from './cluster/lease.js';
 import { INSTANCE_ID_FILE, PgAuditAnchorStore, instanceIdOf, startHeartbeat, withAnchorStore } from './cluster/node.js';
 import type { Store } from './domain/ports.js';
+import type { VersionRecord } from './domain/model.js';
 
 /** Deleted records stay as tombstones this long, so every node's replica learns of the deletion. */
 const TOMBSTONE_RETENTION_SECONDS = 3600;
@@ -165,6 +166,15 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
       const anchors = await PgAuditAnchorStore.open(pgStore.pool, instanceId, logger);
       keystore = withAnchorStore(keystore, anchors);
       cleanups.push(() => anchors.flush());
+    }
+    if (pgStore !== null) {
+      // A version destroyed (or purged) by the leader: every node forgets its cached material too.
+      const custody = keystore;
+      pgStore.onRemoteChange((table, before, after) => {
+        if (table !== 'versions') return;
+        const was = (before as VersionRecord | undefined)?.material;
+        if (was !== undefined && (after as VersionRecord | undefined)?.material === undefined) custody.destroyVersionMaterial(was);
+      });
     }
     const binding = await bindKeystore(store, keystore, dataDir, () => clock.now());
     if (binding !== 'matched') {

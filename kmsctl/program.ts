@@ -25,6 +25,7 @@ import {
   type UpdateSymmetricKeyFields,
 } from '../provider/client/kms-client.js';
 import { nodeTransport } from '../provider/client/node-transport.js';
+import { MEMBER_SYNTAX, memberSubject } from '../provider/client/subjects.js';
 import { PROFILE_NAME, configPath, permissionWarning, readConfig, writeConfig, type Profile } from './config.js';
 import { EXIT, UsageError, VerificationFailed } from './errors.js';
 import { parseFormat, printList, printObject, type Column, type Format } from './output.js';
@@ -99,11 +100,11 @@ function labels(value: string): Record<string, string> {
   return Object.fromEntries(result);
 }
 
-/** `serviceAccount:ID`, `userAccount:ID` → an access binding subject. */
+/** `TYPE:ID` (the member syntax of provider/client/subjects.ts) → an access binding subject. */
 function subject(flag: string, value: string): AccessBinding['subject'] {
-  const match = /^(serviceAccount|userAccount):(.+)$/.exec(value);
-  if (match === null) throw new UsageError(`${flag}: "${value}" must be serviceAccount:<id> or userAccount:<id>`);
-  return { type: match[1] as string, id: match[2] as string };
+  const parsed = memberSubject(value);
+  if (parsed === undefined) throw new UsageError(`${flag}: ${JSON.stringify(value)} must be ${MEMBER_SYNTAX}`);
+  return parsed;
 }
 
 /** `role=ROLE,subject=TYPE:ID` (or `service-account-id=ID` / `user-account-id=ID`, as yc writes it). */

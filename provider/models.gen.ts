@@ -122,7 +122,7 @@ export type SymmetricKeyConfig = {
 export type SymmetricKeyIamBindingState = {
   /** (computed) "<symmetric_key_id>/<role>". */
   id: string | null;
-  /** (required) Every subject that holds the role on the key, as serviceAccount:<id> or userAccount:<id>. Authoritative: other holders of this role on the key are removed; other roles are left alone. Do not combine with kms_symmetric_key_iam_member for the same key and role. */
+  /** (required) Every subject that holds the role on the key, as serviceAccount:<id>, userAccount:<id>, federatedUser:<id>, group:<id>, system:allAuthenticatedUsers or system:allUsers. Authoritative: other holders of this role on the key are removed; other roles are left alone. Do not combine with kms_symmetric_key_iam_member for the same key and role. */
   members: string[] | null;
   /** (required) Role granted: kms.auditor, kms.viewer, kms.editor, kms.admin, kms.keys.encrypter, kms.keys.decrypter or kms.keys.encrypterDecrypter. Changing it replaces the binding. */
   role: string | null;
@@ -134,7 +134,7 @@ export type SymmetricKeyIamBindingState = {
 export type SymmetricKeyIamBindingConfig = {
   /** (computed) "<symmetric_key_id>/<role>". */
   id: Val<string>;
-  /** (required) Every subject that holds the role on the key, as serviceAccount:<id> or userAccount:<id>. Authoritative: other holders of this role on the key are removed; other roles are left alone. Do not combine with kms_symmetric_key_iam_member for the same key and role. */
+  /** (required) Every subject that holds the role on the key, as serviceAccount:<id>, userAccount:<id>, federatedUser:<id>, group:<id>, system:allAuthenticatedUsers or system:allUsers. Authoritative: other holders of this role on the key are removed; other roles are left alone. Do not combine with kms_symmetric_key_iam_member for the same key and role. */
   members: Val<Val<string>[]>;
   /** (required) Role granted: kms.auditor, kms.viewer, kms.editor, kms.admin, kms.keys.encrypter, kms.keys.decrypter or kms.keys.encrypterDecrypter. Changing it replaces the binding. */
   role: Val<string>;
@@ -146,7 +146,7 @@ export type SymmetricKeyIamBindingConfig = {
 export type SymmetricKeyIamMemberState = {
   /** (computed) "<symmetric_key_id>/<role>/<member>". */
   id: string | null;
-  /** (required) Subject granted the role, as serviceAccount:<id> or userAccount:<id>. Changing it replaces the binding. */
+  /** (required) Subject granted the role, as serviceAccount:<id>, userAccount:<id>, federatedUser:<id>, group:<id>, system:allAuthenticatedUsers or system:allUsers. Changing it replaces the binding. */
   member: string | null;
   /** (required) Role granted: kms.auditor, kms.viewer, kms.editor, kms.admin, kms.keys.encrypter, kms.keys.decrypter or kms.keys.encrypterDecrypter. Changing it replaces the binding. */
   role: string | null;
@@ -158,7 +158,7 @@ export type SymmetricKeyIamMemberState = {
 export type SymmetricKeyIamMemberConfig = {
   /** (computed) "<symmetric_key_id>/<role>/<member>". */
   id: Val<string>;
-  /** (required) Subject granted the role, as serviceAccount:<id> or userAccount:<id>. Changing it replaces the binding. */
+  /** (required) Subject granted the role, as serviceAccount:<id>, userAccount:<id>, federatedUser:<id>, group:<id>, system:allAuthenticatedUsers or system:allUsers. Changing it replaces the binding. */
   member: Val<string>;
   /** (required) Role granted: kms.auditor, kms.viewer, kms.editor, kms.admin, kms.keys.encrypter, kms.keys.decrypter or kms.keys.encrypterDecrypter. Changing it replaces the binding. */
   role: Val<string>;
@@ -302,7 +302,7 @@ export type SymmetricKeyIamBindingIdentity = {
 
 /** Resource identity of kms_symmetric_key_iam_member. */
 export type SymmetricKeyIamMemberIdentity = {
-  /** Subject granted the role, as serviceAccount:<id> or userAccount:<id>. */
+  /** Subject granted the role, as serviceAccount:<id>, userAccount:<id>, federatedUser:<id>, group:<id>, system:allAuthenticatedUsers or system:allUsers. */
   member: string | null;
   /** Role granted. */
   role: string | null;

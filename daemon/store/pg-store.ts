@@ -64,6 +64,12 @@ export interface PgStore extends Store {
   conflictCount(): number;
   /** Waits until the replica has caught up with the database as of now. */
   sync(): Promise<void>;
+  /**
+   * Called for every record another node changed or deleted, as the replica applies it (before,
+   * after; undefined when absent): caches beside the store (the keystore's unwrapped material)
+   * are invalidated through it.
+   */
+  onRemoteChange(listener: (table: TableName, before: object | undefined, after: object | undefined) => void): void;
   /** Housekeeping (leader only): drop tombstones every replica has had time to see. */
   purgeTombstones(olderThanSeconds: number): Promise<number>;
 }
@@ -123,6 +129,7 @@ class PostgresStore implements PgStore {
   private readonly revs = new Map<TableName, Map<string, number>>();
   private lastSeen: number;
   private conflicts = 0;
+  private remoteListeners: ((table: TableName, before: object | undefined, after: object | undefined) => void)[] = [];
   private readonly queue: Item[] = [];
   private working = false;
   private catchUpWanted = false;
@@ -178,6 +185,20 @@ class PostgresStore implements PgStore {
 
   appliedRevision(): number {
     return this.lastSeen;
+  }
+
+  onRemoteChange(listener: (table: TableName, before: object | undefined, after: object | undefined) => void): void {
+    this.remoteListeners.push(listener);
+  }
+
+  private notifyRemote(table: TableName, before: object | undefined, after: object | undefined): void {
+    for (const listener of this.remoteListeners) {
+      try {
+        listener(table, before, after);
+      } catch (err) {
+        this.logger?.warn({ cause: describePgError(err) }, 'a listener of replicated changes failed');
+      }
+    }
   }
 
   conflictCount(): number {
@@ -454,12 +475,16 @@ class PostgresStore implements PgStore {
       const rows = base.get(table) as Map<string, object>;
       if (row.data === null) {
         if ((revs.get(row.id) ?? 0) < row.rev) {
+          const before = rows.get(row.id);
           rows.delete(row.id);
           revs.delete(row.id);
+          if (before !== undefined) this.notifyRemote(table, before, undefined);
         }
       } else if ((revs.get(row.id) ?? 0) < row.rev) {
+        const before = rows.get(row.id);
         rows.set(row.id, deepFreeze(row.data));
         revs.set(row.id, row.rev);
+        this.notifyRemote(table, before, row.data);
       }
     }
   }

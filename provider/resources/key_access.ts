@@ -6,6 +6,7 @@
 import type { AccessBinding, AccessBindingDelta } from '../client/kms-client.js';
 import { isUnknown, type TfObject, type TfValue } from '../codec/values.js';
 import { attrPath, errorDiag, type Diagnostic } from '../diagnostics.js';
+import { MEMBER_SYNTAX, memberSubject, subjectMember } from '../client/subjects.js';
 
 /** Roles a key binding may grant (the daemon's role set; it refuses any other). */
 export const KEY_ROLES = [
@@ -18,24 +19,12 @@ export const KEY_ROLES = [
   'kms.keys.encrypterDecrypter',
 ] as const;
 
-/** `serviceAccount:<id>` / `userAccount:<id>`, with the id syntax the daemon enforces. */
-const MEMBER = /^(serviceAccount|userAccount):([a-z0-9][a-z0-9_-]{0,49})$/;
-
-/** A member string as the API's binding subject, or undefined when malformed. */
-export function memberSubject(member: string): AccessBinding['subject'] | undefined {
-  const m = MEMBER.exec(member);
-  return m?.[1] !== undefined && m[2] !== undefined ? { type: m[1], id: m[2] } : undefined;
-}
-
-/** A binding subject as the member string users write. */
-export function subjectMember(binding: AccessBinding): string {
-  return `${binding.subject.type}:${binding.subject.id}`;
-}
+export { memberSubject, subjectMember };
 
 /** Why `member` is not acceptable, or undefined when it is. */
 export function memberProblem(member: string): string | undefined {
   if (memberSubject(member) !== undefined) return undefined;
-  return `${JSON.stringify(member)} must be serviceAccount:<id> or userAccount:<id>, where <id> is 1 to 50 characters of [a-z0-9_-] starting with a letter or digit.`;
+  return `${JSON.stringify(member)} must be ${MEMBER_SYNTAX}.`;
 }
 
 /** Why `role` is not acceptable, or undefined when it is. */

@@ -280,7 +280,7 @@ describe('errors and exit codes', () => {
       [['symmetric-key', 'create', '--labels', 'novalue'], /--labels: "novalue" is not key=value/],
       [['symmetric-key', 'get'], /exactly one of <key-id>, --id or --name/],
       [['symmetric-key', 'update', 'k1'], /nothing to update/],
-      [['symmetric-key', 'add-access-binding', 'k1', '--role', 'kms.viewer', '--subject', 'bob'], /must be serviceAccount:<id> or userAccount:<id>/],
+      [['symmetric-key', 'add-access-binding', 'k1', '--role', 'kms.viewer', '--subject', 'bob'], /must be serviceAccount:<id>, userAccount:<id>/],
       [['--format', 'xml', 'symmetric-key', 'list'], /argument 'xml' is invalid/],
       [['symmetric-crypto', 'encrypt', 'k1', '--plaintext-file', join(work, 'missing')], /cannot read .*missing: ENOENT/],
     ];

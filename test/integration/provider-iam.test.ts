@@ -141,13 +141,13 @@ describe('kms_symmetric_key_iam_binding against the daemon', () => {
   });
 
   it('validates role and members with attribute paths', async () => {
-    const diags = await p.validate(BINDING, binding('k', 'kms.superuser', ['group:devs', sa1]));
+    const diags = await p.validate(BINDING, binding('k', 'kms.superuser', ['robot:devs', sa1]));
     expect(diags.map((d) => [d.summary, pathOf(d)])).toEqual([
       ['Invalid role', ['role']],
       ['Invalid member', ['members']],
     ]);
     expect(diags[0]?.detail).toContain('kms.keys.encrypterDecrypter');
-    expect(diags[1]?.detail).toContain('"group:devs" must be serviceAccount:<id> or userAccount:<id>');
+    expect(diags[1]?.detail).toContain('"robot:devs" must be serviceAccount:<id>, userAccount:<id>, federatedUser:<id> or group:<id>');
   });
 
   it('imports "<key>,<role>" and reads the members', async () => {
@@ -238,7 +238,7 @@ describe('kms_symmetric_key_iam_member against the daemon', () => {
 
   it.each<[string, string, string]>([
     ['two parts', 'abc123,kms.viewer', 'Import kms_symmetric_key_iam_member by "<symmetric_key_id>,<role>,<member>"'],
-    ['a malformed member', 'abc123,kms.viewer,alice@example.com', 'Member "alice@example.com" must be serviceAccount:<id> or userAccount:<id>'],
+    ['a malformed member', 'abc123,kms.viewer,alice@example.com', 'Member "alice@example.com" must be serviceAccount:<id>, userAccount:<id>'],
     ['an unknown role', 'abc123,viewer,userAccount:alice', 'Unknown role "viewer"'],
   ])('refuses an import id with %s', async (_name, id, detail) => {
     const res = await p.importAndRead(MEMBER, id);

@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { storeArgs } from './postgres.js';
 
 /** Repository root (this file runs from dist/test/support). */
@@ -99,18 +101,35 @@ export async function api(
   body?: unknown,
   headers: Record<string, string> = {},
 ): Promise<{ status: number; body: any; requestId: string }> {
-  const init: RequestInit = { method, headers: { authorization: `Bearer ${base.token}`, ...headers } };
+  const sent: Record<string, string> = { authorization: `Bearer ${base.token}`, ...headers };
+  let payload: string | undefined;
   if (body !== undefined) {
-    init.body = typeof body === 'string' ? body : JSON.stringify(body);
-    (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
+    payload = typeof body === 'string' ? body : JSON.stringify(body);
+    sent['content-type'] ??= 'application/json';
   }
-  const response = await fetch(`${base.url}${path}`, init);
-  const text = await response.text();
+  // node:http with a fresh connection per call, not fetch: undici reuses keep-alive sockets, and a
+  // loaded machine (or a test that blocks its event loop) can hand it one the server has just
+  // closed, which fails the call with ECONNRESET although the daemon did nothing wrong.
+  const url = new URL(`${base.url}${path}`);
+  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  const { status, text, requestId } = await new Promise<{ status: number; text: string; requestId: string }>((resolveCall, reject) => {
+    const req = send(url, { method, headers: sent, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('error', reject);
+      res.on('end', () => {
+        const id = res.headers['x-request-id'];
+        resolveCall({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), requestId: typeof id === 'string' ? id : '' });
+      });
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
   let parsed: unknown = text;
   try {
     parsed = JSON.parse(text);
   } catch {
     // non-JSON bodies are returned as text
   }
-  return { status: response.status, body: parsed, requestId: response.headers.get('x-request-id') ?? '' };
+  return { status, body: parsed, requestId };
 }

@@ -10,6 +10,7 @@ import pg from 'pg';
 
 export function testPgUrl(): string {
   const url = process.env.KMS_TEST_PG_URL;
+  if (process.env.KMS_TEST_PG_ERROR !== undefined) throw new Error(process.env.KMS_TEST_PG_ERROR);
   if (url === undefined || url === '') throw new Error('KMS_TEST_PG_URL is not set: jest.global-setup.js starts PostgreSQL (apt-get install postgresql)');
   return url;
 }

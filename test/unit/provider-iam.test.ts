@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import type { AccessBinding } from '../../provider/client/kms-client.js';
 import { isUnknown, UNKNOWN, type TfObject } from '../../provider/codec/values.js';
 import { formatPath } from '../../provider/diagnostics.js';
-import { membersOfRole, parseImportId, roleDeltas } from '../../provider/resources/key_access.js';
+import { memberProblem, memberSubject, membersOfRole, parseImportId, roleDeltas } from '../../provider/resources/key_access.js';
 import { importIamBinding, planIamBinding, validateIamBindingConfig } from '../../provider/resources/symmetric_key_iam_binding.js';
 import { importIamMember, planIamMember, validateIamMemberConfig } from '../../provider/resources/symmetric_key_iam_member.js';
 
@@ -22,8 +22,9 @@ function b(roleId: string, subject: string): AccessBinding {
 describe('kms_symmetric_key_iam_binding validation', () => {
   it.each<[string, Partial<TfObject>, string, string, string]>([
     ['an unknown role', { role: 'viewer' }, 'role', 'Invalid role', 'Unknown role "viewer"; a key binding grants one of kms.auditor'],
-    ['a member without a type', { members: ['sa1'] }, 'members', 'Invalid member', '"sa1" must be serviceAccount:<id> or userAccount:<id>'],
-    ['a group member', { members: ['serviceAccount:sa1', 'group:devs'] }, 'members', 'Invalid member', '"group:devs"'],
+    ['a member without a type', { members: ['sa1'] }, 'members', 'Invalid member', '"sa1" must be serviceAccount:<id>, userAccount:<id>'],
+    ['a member of an unknown type', { members: ['serviceAccount:sa1', 'robot:devs'] }, 'members', 'Invalid member', '"robot:devs"'],
+    ['a system member other than everyone', { members: ['system:root'] }, 'members', 'Invalid member', '"system:root"'],
     ['a member id with capitals', { members: ['userAccount:Alice'] }, 'members', 'Invalid member', '[a-z0-9_-]'],
     ['a member id of 51 characters', { members: [`serviceAccount:${'a'.repeat(51)}`] }, 'members', 'Invalid member', '1 to 50 characters'],
     ['an empty key id', { symmetric_key_id: '' }, 'symmetric_key_id', 'Invalid symmetric_key_id', 'must not be empty'],
@@ -159,5 +160,26 @@ describe('kms_symmetric_key_iam_member', () => {
       expect(planIamMember({ prior, proposed: cfg, config: cfg }).requiresReplace.map(formatPath)).toEqual([name]);
     }
     expect(planIamMember({ prior, proposed: member(), config: member() })).toEqual({ planned: prior, requiresReplace: [], diagnostics: [] });
+  });
+});
+
+describe('members: every subject type the daemon accepts', () => {
+  it.each([
+    ['serviceAccount:sa1', { type: 'serviceAccount', id: 'sa1' }],
+    ['userAccount:alice', { type: 'userAccount', id: 'alice' }],
+    ['federatedUser:fed-1', { type: 'federatedUser', id: 'fed-1' }],
+    ['group:devs', { type: 'group', id: 'devs' }],
+    ['system:allAuthenticatedUsers', { type: 'system', id: 'allAuthenticatedUsers' }],
+    ['system:allUsers', { type: 'system', id: 'allUsers' }],
+  ])('%s', (text, subject) => {
+    expect(memberSubject(text)).toEqual(subject);
+    expect(memberProblem(text)).toBeUndefined();
+    // Read back from the API, a binding becomes the same member string.
+    expect(membersOfRole([{ roleId: 'kms.viewer', subject }], 'kms.viewer')).toEqual([text]);
+  });
+
+  it.each(['system:everyone', 'group:Devs', 'robot:x', 'serviceAccount:', 'system:allUsers:x'])('refuses %s', (text) => {
+    expect(memberSubject(text)).toBeUndefined();
+    expect(memberProblem(text)).toContain(JSON.stringify(text));
   });
 });

@@ -10,7 +10,7 @@ import * as cdktf from 'cdktf';
 
 export interface SymmetricKeyIamBindingConfig extends cdktf.TerraformMetaArguments {
   /**
-  * Every subject that holds the role on the key, as serviceAccount:<id> or userAccount:<id>. Authoritative: other holders of this role on the key are removed; other roles are left alone. Do not combine with kms_symmetric_key_iam_member for the same key and role.
+  * Every subject that holds the role on the key, as serviceAccount:<id>, userAccount:<id>, federatedUser:<id>, group:<id>, system:allAuthenticatedUsers or system:allUsers. Authoritative: other holders of this role on the key are removed; other roles are left alone. Do not combine with kms_symmetric_key_iam_member for the same key and role.
   *
   * Docs at Terraform Registry: {@link https://terraform.local/providers/local/kms/latest/docs/resources/symmetric_key_iam_binding#members SymmetricKeyIamBinding#members}
   */

@@ -10,7 +10,7 @@ import * as cdktf from 'cdktf';
 
 export interface SymmetricKeyIamMemberConfig extends cdktf.TerraformMetaArguments {
   /**
-  * Subject granted the role, as serviceAccount:<id> or userAccount:<id>. Changing it replaces the binding.
+  * Subject granted the role, as serviceAccount:<id>, userAccount:<id>, federatedUser:<id>, group:<id>, system:allAuthenticatedUsers or system:allUsers. Changing it replaces the binding.
   *
   * Docs at Terraform Registry: {@link https://terraform.local/providers/local/kms/latest/docs/resources/symmetric_key_iam_member#member SymmetricKeyIamMember#member}
   */
