@@ -14,7 +14,7 @@ import autocannon from 'autocannon';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, homedir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { api, newTestToken, tempDir } from '../test/support/daemon.js';
@@ -297,7 +297,7 @@ export async function benchDataPlane(options: DataPlaneOptions): Promise<DataPla
   const skipped: Record<string, string> = {};
   const binary = wanted('local-kms') ? await ensureLocalKms(options.buildLocalKms) : ({ available: false, error: 'not selected' } as const);
   const localKms = binary.available
-    ? { available: true, detail: `${binary.bin}${binary.built ? ' (built in this run)' : ''}` }
+    ? { available: true, detail: `${binary.bin.replace(homedir(), '~')}${binary.built ? ' (built in this run)' : ''}` }
     : { available: false, detail: binary.error };
   if (!binary.available) skipped['local-kms'] = binary.error;
   const vaultWanted = [VAULT_TARGET, VAULT_AUDIT_TARGET].filter(wanted);
