@@ -6,6 +6,7 @@
  * errors: {@link KmsApiError} (the daemon answered with an error) or {@link KmsUnreachableError}
  * (no answer at all), so callers can tell users which it was.
  */
+import type { AuditQuery as AuditEventQuery, ChainedAuditEvent as AuditEvent } from '../../daemon/domain/ports.js';
 import { ADMIN_PATHS } from '../../api/admin-paths.js';
 import type * as Wire from '../../api/wire.gen.js';
 import type { Present } from '../../api/wire.js';
@@ -181,34 +182,12 @@ export interface IssuedToken extends TokenInfo {
   token: string;
 }
 
-/** One event of the audit trail as the query API returns it (with its chain fields). */
-export interface AuditEvent {
-  time: string;
-  requestId: string;
-  subject: string;
-  operation: string;
-  result: string;
-  folderId?: string;
-  keyId?: string;
-  versionId?: string;
-  remoteAddress?: string;
-  details?: Record<string, unknown>;
-  seq: number;
-  prev: string;
-  mac: string;
-}
-
-/** Filters of `GET /kms/v1/auditEvents` (time bounds RFC 3339, inclusive). */
-export interface AuditEventQuery {
-  folderId?: string;
-  keyId?: string;
-  subject?: string;
-  operation?: string;
-  from?: string;
-  to?: string;
-  pageSize?: number;
-  pageToken?: string;
-}
+/**
+ * One event of the audit trail as the query API returns it (with its chain fields), and the
+ * filters of `GET /kms/v1/auditEvents` (time bounds RFC 3339, inclusive): the daemon's own
+ * definitions (types only; nothing of the daemon is loaded).
+ */
+export type { AuditEvent, AuditEventQuery };
 
 /** Result of `GET /kms/v1/auditEvents:verify`: the daemon's walk of the whole trail. */
 export interface AuditVerification {
