@@ -17,7 +17,7 @@ import { CryptoService } from './domain/crypto.js';
 import { IamService } from './domain/iam.js';
 import { randomIds } from './domain/ids.js';
 import { KeyService } from './domain/keys.js';
-import type { Keystore } from './domain/ports.js';
+import type { AuditLog, Keystore } from './domain/ports.js';
 import { readiness, type HealthSource } from './domain/health.js';
 import { ensureBootstrapToken, tokenAuthenticator } from './domain/tokens.js';
 import { cryptoRoutes } from './http/crypto.js';
@@ -38,6 +38,7 @@ import { fsyncDirectory } from './store/durable-file.js';
 import { lockDataDir } from './store/lock.js';
 import { openLowdbStore } from './store/lowdb-store.js';
 import { openPgStore, type PgStore } from './store/pg-store.js';
+import { AuditCopy, ClusterAuditLog } from './cluster/audit-copy.js';
 import { LeaderLease } from './cluster/lease.js';
 import { INSTANCE_ID_FILE, PgAuditAnchorStore, instanceIdOf, startHeartbeat, withAnchorStore } from './cluster/node.js';
 import type { Store } from './domain/ports.js';
@@ -182,7 +183,7 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
       crashPoint('binding-recorded');
     }
     // After the keystore (its MAC key and anchor), closed before it.
-    const audit = await openAuditLog(dataDir, {
+    const trail = await openAuditLog(dataDir, {
       keystore,
       segmentBytes: config.audit.segmentBytes,
       segmentMaxAgeMs: config.audit.segmentMaxAgeSeconds * 1000,
@@ -197,7 +198,16 @@ export async function startKmsd(config: KmsdConfig, options: StartOptions): Prom
         error: (message: string) => logger.error({}, message),
       },
     });
-    cleanups.push(() => audit.close());
+    cleanups.push(() => trail.close());
+    // On PostgreSQL the trail's durable events are also copied to the database, where the query
+    // API merges every node's events by time (daemon/cluster/audit-copy.ts).
+    let audit: AuditLog = trail;
+    if (pgStore !== null) {
+      const copy = await AuditCopy.open(pgStore.pool, instanceId, trail, logger, { retentionMs: config.audit.retentionSeconds * 1000, now: () => clock.now(), metrics });
+      copy.start();
+      cleanups.push(() => copy.close());
+      audit = new ClusterAuditLog(trail, copy, pgStore.pool);
+    }
     const ids = randomIds();
     const keys = new KeyService({
       store,

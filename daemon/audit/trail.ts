@@ -611,6 +611,23 @@ export class SegmentedAuditLog implements AuditLog {
     return this.dir;
   }
 
+  /** The highest seq that is durable (0: none yet). */
+  get durableSeq(): number {
+    return this.durable.seq;
+  }
+
+  /** The seq of the oldest event still in the trail (retention pruned everything before it). */
+  get firstRetainedSeq(): number {
+    return this.segments[0]?.name.firstSeq ?? 0;
+  }
+
+  private durableListener: ((seq: number) => void) | undefined;
+
+  /** Told the new durable head after each batch is fsynced (one listener: the cluster's audit copy). */
+  onDurable(listener: (seq: number) => void): void {
+    this.durableListener = listener;
+  }
+
   append(event: AuditEvent): void {
     if (this.closing !== undefined) throw new Error(`audit trail ${this.dir} is closed`);
     // Fail closed: if events cannot be made durable, the caller must not proceed as if recorded.
@@ -779,6 +796,7 @@ export class SegmentedAuditLog implements AuditLog {
         else still.push(waiter);
       }
       this.waiters = still;
+      this.durableListener?.(this.durable.seq);
     }
     // Nothing stays open for writing between bursts, so an operator can remount the data
     // directory read-only (and a failed fsync never meets a long-lived handle).
@@ -911,6 +929,7 @@ export class SegmentedAuditLog implements AuditLog {
       this.failure = undefined;
       this.failedSince = undefined;
       this.refusedWhileFailing = 0;
+      this.durableListener?.(this.durable.seq);
       if (this.retryTimer !== undefined) clearInterval(this.retryTimer);
       this.retryTimer = undefined;
     } catch (err) {

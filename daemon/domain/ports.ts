@@ -151,6 +151,11 @@ export interface ChainedAuditEvent extends AuditEvent {
    * that log's unkeyed SHA-256 `hash`.
    */
   mac: string;
+  /**
+   * The node whose chain holds the event (PostgreSQL clusters, where `seq` and `prev` are per
+   * node); absent on a single node with the file store.
+   */
+  instanceId?: string;
 }
 
 export interface AuditQuery {
@@ -241,6 +246,8 @@ export interface Metrics {
   storeCommitted(seconds: number): void;
   /** A scheduler run started `lagSeconds` later than planned. */
   schedulerRan(lagSeconds: number): void;
+  /** PostgreSQL clusters: this node's durable audit events not yet copied to the database. */
+  auditCopyLag(events: number): void;
 }
 
 /** Metrics that go nowhere (tests and tools that do not serve /metrics). */
@@ -251,4 +258,5 @@ export const NO_METRICS: Metrics = {
   hsmError: () => undefined,
   storeCommitted: () => undefined,
   schedulerRan: () => undefined,
+  auditCopyLag: () => undefined,
 };

@@ -15,6 +15,7 @@
  *   kms_hsm_errors_total{operation,code}                      counter
  *   kms_store_commit_duration_seconds                         histogram
  *   kms_scheduler_lag_seconds                                 gauge (last run's delay)
+ *   kms_audit_copy_lag_events                                 gauge (PostgreSQL only: events not yet in the cluster's query copy)
  */
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { Metrics } from '../domain/ports.js';
@@ -141,6 +142,7 @@ export class PrometheusMetrics implements Metrics {
   private readonly auditBatch = new FastHistogram('kms_audit_batch_events', 'Audit events per durable batch (group commit)', [], BATCH_BUCKETS);
   private readonly storeCommit = new FastHistogram('kms_store_commit_duration_seconds', 'From a store update to its durability', [], LATENCY_BUCKETS);
   private readonly schedulerLag = new FastCounter('kms_scheduler_lag_seconds', 'How late the last scheduler run started', [], 'gauge');
+  private readonly auditCopy = new FastCounter('kms_audit_copy_lag_events', "This node's durable audit events not yet copied to PostgreSQL (the cluster-wide audit query lags by them)", [], 'gauge');
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'kms_' });
@@ -175,9 +177,13 @@ export class PrometheusMetrics implements Metrics {
     this.schedulerLag.set(lagSeconds);
   }
 
+  auditCopyLag(events: number): void {
+    this.auditCopy.set(events);
+  }
+
   /** The exposition text and its content type. */
   async render(): Promise<{ contentType: string; text: string }> {
-    const ours = [this.calls, this.callDuration, this.keystoreDuration, this.hsmErrors, this.auditFlush, this.auditBatch, this.storeCommit, this.schedulerLag]
+    const ours = [this.calls, this.callDuration, this.keystoreDuration, this.hsmErrors, this.auditFlush, this.auditBatch, this.storeCommit, this.schedulerLag, this.auditCopy]
       .map((m) => m.render())
       .join('\n');
     return { contentType: this.registry.contentType, text: `${ours}\n${await this.registry.metrics()}` };

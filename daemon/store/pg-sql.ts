@@ -15,6 +15,12 @@
  *   kms_nodes              the nodes that ever started on this database, with their last heartbeat
  *   kms_audit_anchors      each node's audit chain head (instance id, seq, MAC)
  *
+ * Schema version 2 adds:
+ *   kms_audit_events       every node's durable audit events (instance id, seq, time, the filter
+ *                          fields and the event as its trail holds it, MAC included), copied from
+ *                          the node's trail behind the fsync (daemon/cluster/audit-replica.ts):
+ *                          the cluster-wide query API reads it, merged by time
+ *
  * Revisions are handed out in commit order: a write transaction takes the `kms_meta` row lock as
  * its last statement before COMMIT and holds it until the commit is visible, so a replica that
  * has applied every revision up to N has seen every commit up to N.
@@ -24,7 +30,7 @@ import type pg from 'pg';
 export type Queryable = Pick<pg.ClientBase, 'query'>;
 
 /** The schema version this binary writes; a database with a newer one is refused. */
-export const LATEST_SCHEMA_VERSION = 1;
+export const LATEST_SCHEMA_VERSION = 2;
 export const LEASE_NAME = 'scheduler';
 export const CHANGES_CHANNEL = 'kms_changes';
 /** Transaction-scoped advisory lock key that serializes migrations of concurrently starting nodes. */
@@ -74,6 +80,26 @@ const MIGRATIONS: readonly { version: number; statements: readonly string[] }[] 
          anchored_at text NOT NULL,
          updated_at timestamptz NOT NULL DEFAULT now()
        )`,
+    ],
+  },
+  {
+    version: 2,
+    statements: [
+      `CREATE TABLE kms_audit_events (
+         instance_id text NOT NULL,
+         seq bigint NOT NULL,
+         time timestamptz NOT NULL,
+         folder_id text,
+         key_id text,
+         subject text NOT NULL,
+         operation text NOT NULL,
+         event text NOT NULL,
+         PRIMARY KEY (instance_id, seq)
+       )`,
+      // The query's order (time, then node, then seq) and its usual filters.
+      `CREATE INDEX kms_audit_events_time ON kms_audit_events (time, instance_id, seq)`,
+      `CREATE INDEX kms_audit_events_key ON kms_audit_events (key_id, time, instance_id, seq) WHERE key_id IS NOT NULL`,
+      `CREATE INDEX kms_audit_events_folder ON kms_audit_events (folder_id, time, instance_id, seq) WHERE folder_id IS NOT NULL`,
     ],
   },
 ];
@@ -342,4 +368,108 @@ export async function listAuditAnchors(db: Queryable): Promise<{ instanceId: str
     'SELECT instance_id, seq, mac, anchored_at FROM kms_audit_anchors ORDER BY instance_id',
   );
   return result.rows.map((r) => ({ instanceId: r.instance_id, seq: Number(r.seq), mac: r.mac, time: r.anchored_at }));
+}
+
+// --- Audit events of every node (the query copy; each node's trail stays the evidence) ---
+
+/** One durable event of a node's trail, as copied to `kms_audit_events`. */
+export interface AuditEventRow {
+  seq: number;
+  time: string;
+  folderId: string | undefined;
+  keyId: string | undefined;
+  subject: string;
+  operation: string;
+  /** The event as JSON, exactly as the node's trail holds it (with seq, prev and mac). */
+  event: string;
+}
+
+/** The highest seq of the node's events already copied (0: none). */
+export async function lastCopiedAuditSeq(db: Queryable, instanceId: string): Promise<number> {
+  const result = await db.query<{ seq: string | null }>('SELECT max(seq) AS seq FROM kms_audit_events WHERE instance_id = $1', [instanceId]);
+  return Number(result.rows[0]?.seq ?? 0);
+}
+
+/** Copies events of one node; a row already there (a retry after a lost answer) is left as it is. */
+export async function insertAuditEvents(db: Queryable, instanceId: string, rows: readonly AuditEventRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await db.query(
+    `INSERT INTO kms_audit_events (instance_id, seq, time, folder_id, key_id, subject, operation, event)
+     SELECT $1, t.seq, t.time, t.folder_id, t.key_id, t.subject, t.operation, t.event
+       FROM unnest($2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+         AS t(seq, time, folder_id, key_id, subject, operation, event)
+     ON CONFLICT (instance_id, seq) DO NOTHING`,
+    [
+      instanceId,
+      rows.map((r) => r.seq),
+      rows.map((r) => r.time),
+      rows.map((r) => r.folderId ?? null),
+      rows.map((r) => r.keyId ?? null),
+      rows.map((r) => r.subject),
+      rows.map((r) => r.operation),
+      rows.map((r) => r.event),
+    ],
+  );
+}
+
+/** Where a page of the merged query continues: after this (time, node, seq). */
+export interface AuditCursor {
+  time: string;
+  instanceId: string;
+  seq: number;
+}
+
+export interface AuditEventsFilter {
+  folderId?: string | undefined;
+  keyId?: string | undefined;
+  subject?: string | undefined;
+  operation?: string | undefined;
+  /** Inclusive bounds, RFC 3339 (undefined: open). */
+  from?: string | undefined;
+  to?: string | undefined;
+  after?: AuditCursor | undefined;
+}
+
+/** Matching events of every node, by time, then node, then seq; at most `limit`. */
+export async function queryAuditEvents(
+  db: Queryable,
+  filter: AuditEventsFilter,
+  limit: number,
+): Promise<{ instanceId: string; seq: number; time: string; event: string }[]> {
+  const result = await db.query<{ instance_id: string; seq: string; time: Date; event: string }>(
+    `SELECT instance_id, seq, time, event FROM kms_audit_events
+      WHERE ($1::text IS NULL OR folder_id = $1)
+        AND ($2::text IS NULL OR key_id = $2)
+        AND ($3::text IS NULL OR subject = $3)
+        AND ($4::text IS NULL OR operation = $4)
+        AND ($5::timestamptz IS NULL OR time >= $5)
+        AND ($6::timestamptz IS NULL OR time <= $6)
+        AND ($7::timestamptz IS NULL OR (time, instance_id, seq) > ($7, $8::text, $9::bigint))
+      ORDER BY time, instance_id, seq
+      LIMIT $10`,
+    [
+      filter.folderId ?? null,
+      filter.keyId ?? null,
+      filter.subject ?? null,
+      filter.operation ?? null,
+      filter.from ?? null,
+      filter.to ?? null,
+      filter.after?.time ?? null,
+      filter.after?.instanceId ?? null,
+      filter.after?.seq ?? null,
+      limit,
+    ],
+  );
+  return result.rows.map((r) => ({ instanceId: r.instance_id, seq: Number(r.seq), time: r.time.toISOString(), event: r.event }));
+}
+
+/**
+ * Retention of the copy: the node's own events that its trail has pruned (seq below its first
+ * retained one), and every node's events older than `olderThan` (also those of nodes that never
+ * came back). Returns the rows removed.
+ */
+export async function pruneAuditEvents(db: Queryable, instanceId: string, belowSeq: number, olderThan: string | undefined): Promise<number> {
+  const own = await db.query('DELETE FROM kms_audit_events WHERE instance_id = $1 AND seq < $2', [instanceId, belowSeq]);
+  const old = olderThan === undefined ? { rowCount: 0 } : await db.query('DELETE FROM kms_audit_events WHERE time < $1', [olderThan]);
+  return (own.rowCount ?? 0) + (old.rowCount ?? 0);
 }

@@ -15,6 +15,8 @@ import { LEASE_ARGS, TestCluster, eventually, get, request, sleep, type ClusterN
 import { ADMIN_PATHS } from '../../api/admin-paths.js';
 import { LeaderLease } from '../../daemon/cluster/lease.js';
 import { openPgStore } from '../../daemon/store/pg-store.js';
+import { LATEST_SCHEMA_VERSION, insertAuditEvents, lastCopiedAuditSeq, pruneAuditEvents } from '../../daemon/store/pg-sql.js';
+import pg from 'pg';
 
 const FOLDER = 'cluster-folder';
 const HOUR = 3600;
@@ -310,7 +312,87 @@ describe('joining the cluster', () => {
     await sql(db, 'INSERT INTO kms_schema_migrations (version) VALUES (99)');
     const result = spawnSync(process.execPath, [KMSD_MAIN, '--listen', '127.0.0.1:0', '--data-dir', first.dataDir, '--store', db], { encoding: 'utf8', timeout: 30_000 });
     expect(result.status).toBe(1);
-    expect(result.stderr).toMatch(/the PostgreSQL database has schema version 99, this kmsd understands up to 1; refusing to start/);
+    expect(result.stderr).toMatch(new RegExp(`the PostgreSQL database has schema version 99, this kmsd understands up to ${LATEST_SCHEMA_VERSION}; refusing to start`));
+  });
+
+  it('the audit query on any node returns every node’s events merged by time, paged and filtered, a killed node’s included', async () => {
+    const [a, b, c] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const instanceOf = new Map<string, string>();
+    for (const node of [a, b, c]) instanceOf.set(node.name, (await get(node.daemon.url, '/healthz')).body.cluster.instanceId as string);
+    // One key, used on every node: its events live in three chains.
+    const keyId = await createKey(a, { name: 'audit-merge' });
+    for (const node of [b, c, a, b, c]) {
+      const enc = await request(as(node), 'POST', `/kms/v1/keys/${keyId}:encrypt`, { plaintext: Buffer.from('merge').toString('base64') });
+      expect(enc.status).toBe(200);
+    }
+    type Event = { time: string; operation: string; seq: number; instanceId?: string; keyId?: string };
+    const query = async (node: ClusterNode, params: string): Promise<{ status: number; body: any }> => request(as(node), 'GET', `/kms/v1/auditEvents?${params}`);
+    const sortKey = (e: Event) => `${e.time}|${e.instanceId}|${String(e.seq).padStart(15, '0')}`;
+    // Each node answers with all of them (its own at once, the others' once copied).
+    for (const node of [a, b, c]) {
+      await eventually(
+        async () => {
+          const res = await query(node, `keyId=${keyId}&operation=SymmetricCrypto.Encrypt`);
+          return res.status === 200 && (res.body.events as Event[]).length === 5;
+        },
+        5000,
+        `every node's encrypt events queried on ${node.name}`,
+      );
+      const all = (await query(node, `keyId=${keyId}&pageSize=1000`)).body.events as Event[];
+      expect(new Set(all.map((e) => e.instanceId))).toEqual(new Set(instanceOf.values()));
+      expect(all.map(sortKey)).toEqual(all.map(sortKey).sort());
+      expect(all.filter((e) => e.operation === 'SymmetricCrypto.Encrypt').map((e) => e.instanceId)).toEqual([b, c, a, b, c].map((n) => instanceOf.get(n.name)));
+    }
+    // Paging ten at a time through the folder's events gives the one-page answer, no duplicates.
+    const whole = (await query(c, `folderId=${FOLDER}&pageSize=1000`)).body.events as Event[];
+    expect(whole.length).toBeGreaterThan(5);
+    const paged: Event[] = [];
+    let token: string | undefined;
+    do {
+      const res = await query(c, `folderId=${FOLDER}&pageSize=10${token === undefined ? '' : `&pageToken=${token}`}`);
+      expect(res.status).toBe(200);
+      expect((res.body.events as Event[]).length).toBeLessThanOrEqual(10);
+      paged.push(...(res.body.events as Event[]));
+      token = res.body.nextPageToken as string | undefined;
+    } while (token !== undefined && paged.length < 10 * whole.length);
+    // (events of later calls, such as these queries, may have joined the end meanwhile)
+    expect(paged.slice(0, whole.length).map(sortKey)).toEqual(whole.map(sortKey));
+    expect(new Set(paged.map(sortKey)).size).toBe(paged.length);
+    // A single node's token, or garbage, is a 400 naming the parameter.
+    for (const bad of [Buffer.from('after:5').toString('base64url'), 'xx', Buffer.from('at:2026-01-01T00:00:00Z|__proto__|1').toString('base64url')]) {
+      const res = await query(a, `pageToken=${bad}`);
+      expect(res.status).toBe(400);
+      expect(res.body.message).toMatch(/^pageToken: /);
+    }
+    // A node killed: what it had copied is still answered by the others.
+    const bEvents = (await query(a, `keyId=${keyId}&pageSize=1000`)).body.events.filter((e: Event) => e.instanceId === instanceOf.get(b.name)).length;
+    await b.daemon.kill();
+    const after = (await query(c, `keyId=${keyId}&pageSize=1000`)).body.events as Event[];
+    expect(after.filter((e) => e.instanceId === instanceOf.get(b.name))).toHaveLength(bEvents);
+    await cluster.restart(b);
+  });
+
+  it('the audit copy keeps what the trails keep: a node’s pruned seqs and every node’s events past retention go', async () => {
+    const pool = new pg.Pool({ connectionString: cluster.db, max: 1 });
+    try {
+      const at = (days: number) => new Date(Date.UTC(2020, 0, 1 + days)).toISOString();
+      const row = (seq: number, time: string) => ({ seq, time, folderId: 'f', keyId: undefined, subject: 's', operation: 'Test.Op', event: JSON.stringify({ seq, time }) });
+      await insertAuditEvents(pool, 'node-retention-a', [row(1, at(0)), row(2, at(1)), row(3, at(30))]);
+      await insertAuditEvents(pool, 'node-retention-b', [row(1, at(0)), row(2, at(40))]);
+      // Inserting again (a round retried after a lost answer) changes nothing.
+      await insertAuditEvents(pool, 'node-retention-a', [row(3, at(31))]);
+      expect(await lastCopiedAuditSeq(pool, 'node-retention-a')).toBe(3);
+      // Node a's trail now starts at seq 2; retention: older than day 20.
+      expect(await pruneAuditEvents(pool, 'node-retention-a', 2, at(20))).toBe(3);
+      const left = await sql(cluster.db, `SELECT instance_id, seq, time FROM kms_audit_events WHERE instance_id LIKE 'node-retention-%' ORDER BY instance_id, seq`);
+      expect(left.map((r) => [r.instance_id, Number(r.seq), (r.time as Date).toISOString()])).toEqual([
+        ['node-retention-a', 3, at(30)],
+        ['node-retention-b', 2, at(40)],
+      ]);
+    } finally {
+      await sql(cluster.db, `DELETE FROM kms_audit_events WHERE instance_id LIKE 'node-retention-%'`);
+      await pool.end();
+    }
   });
 
   it('kmsd audit verify checks every node’s chain against its anchor in the database', () => {
