@@ -26,18 +26,26 @@ export async function runCrashCycles(options: { cycles: number; tempDir: string;
     const state = JSON.parse(readFileSync(join(dataDir, 'kms.json'), 'utf8')) as { keys: Record<string, unknown> };
     for (const id of acknowledged) if (state.keys[id] === undefined) lost.push(id);
     let stop = false;
+    // The kill comes at a random moment after the cycle's first acknowledgement, so that every
+    // cycle kills a daemon with writes in flight however slow the machine is.
+    let firstAck: () => void = () => undefined;
+    const acked = new Promise<void>((resolve) => (firstAck = resolve));
     const writer = async () => {
       while (!stop) {
         try {
           const res = await api(daemon, 'POST', '/kms/v1/keys', { folderId: 'crash', name: `c${cycle}` });
-          if (res.status === 200) acknowledged.push((res.body as { metadata: { keyId: string } }).metadata.keyId);
+          if (res.status === 200) {
+            acknowledged.push((res.body as { metadata: { keyId: string } }).metadata.keyId);
+            firstAck();
+          }
         } catch {
           return; // connection reset by the kill: that write was never acknowledged
         }
       }
     };
     const writers = Array.from({ length: options.concurrency ?? 4 }, writer);
-    await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * 120));
+    await Promise.race([acked, new Promise((resolve) => setTimeout(resolve, 30_000))]);
+    await new Promise((resolve) => setTimeout(resolve, Math.random() * 120));
     await daemon.kill();
     stop = true;
     await Promise.all(writers);
