@@ -22,7 +22,7 @@
  * durable byte (after a failed fsync the page cache cannot be trusted: fsyncgate), and writes an
  * `Audit.Recovered` system event; once that is fsynced the trail is healthy again.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { chmod, open, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -42,7 +42,7 @@ import type {
 } from '../domain/ports.js';
 import { fsyncDirectory } from '../store/durable-file.js';
 import { writeFailure } from '../store/write-failure.js';
-import { ChainChecker, GENESIS_PREV, LineSplitter, canonicalEventJson, canonicalJson, isRecordedGap, lineWithMac, macOf, parseLine, pickAuditFields, type RawLine } from './chain.js';
+import { ChainChecker, GENESIS_PREV, LineSplitter, canonicalEventJson, canonicalJson, chainMacOf, deriveChainKey, isRecordedGap, lineWithMac, macOf, parseLine, pickAuditFields, type ChainKey, type RawLine } from './chain.js';
 import { CorruptAuditLogError, checkLegacyLog, legacyLogPath, moveLegacyLog } from './legacy.js';
 import { AUDIT_QUERY_SCAN_BUDGET, encodePageToken, scanSegments, validateQuery, type ReadableSegment } from './query.js';
 import {
@@ -74,6 +74,13 @@ export const AUDIT_DEFAULTS = Object.freeze({
   retentionMs: 8760 * HOUR_MS,
   maxTotalBytes: 10 * 1024 * MiB,
 });
+
+/**
+ * A chain key MACs events for at most this long, and at most this many; a new one is also
+ * derived at start-up and after each segment rotation.
+ */
+export const CHAIN_KEY_MAX_AGE_MS = HOUR_MS;
+export const CHAIN_KEY_MAX_EVENTS = 65_536;
 
 /** Segments one prune record may cover, so that its `details.segments` list stays bounded. */
 export const PRUNE_BATCH_SEGMENTS = 32;
@@ -115,6 +122,8 @@ export interface AuditTrailOptions {
   retryIntervalMs?: number;
   /** How often retention is checked besides after each rotation. */
   maintenanceIntervalMs?: number;
+  /** Events one chain key MACs at most (default CHAIN_KEY_MAX_EVENTS). */
+  chainKeyMaxEvents?: number;
 }
 
 /** A segment in memory: its name and what is known of its content. */
@@ -638,9 +647,24 @@ export class SegmentedAuditLog implements AuditLog {
     this.appendLine(pickAuditFields(event), this.head.seq + 1);
   }
 
+  /** The chain key new events are MACed with (./chain.ts); replaced at rotation and hourly. */
+  private chainKey: (ChainKey & { createdMs: number; uses: number }) | undefined;
+
+  private currentChainKey(): ChainKey {
+    const nowMs = Date.now();
+    let chainKey = this.chainKey;
+    if (chainKey === undefined || nowMs - chainKey.createdMs >= CHAIN_KEY_MAX_AGE_MS || chainKey.uses >= (this.options.chainKeyMaxEvents ?? CHAIN_KEY_MAX_EVENTS)) {
+      chainKey = { ...deriveChainKey(this.keyring, randomBytes(16).toString('hex')), createdMs: nowMs, uses: 0 };
+      this.chainKey = chainKey;
+    }
+    chainKey.uses++;
+    return chainKey;
+  }
+
   private appendLine(fields: AuditEvent, seq: number): void {
-    const unmacced = canonicalEventJson(fields, seq, this.head.mac);
-    const mac = macOf(this.keyring, unmacced);
+    const chainKey = this.currentChainKey();
+    const unmacced = canonicalEventJson(fields, seq, this.head.mac, chainKey.id);
+    const mac = chainMacOf(chainKey, unmacced);
     if (this.pending.length === 0) this.pendingFirstSeq = seq;
     this.pending.push(`${lineWithMac(unmacced, mac)}\n`);
     this.head = { seq, mac };
@@ -827,6 +851,7 @@ export class SegmentedAuditLog implements AuditLog {
     }
     const old = this.active;
     const oldHandle = this.handle;
+    this.chainKey = undefined; // each segment's events get a chain key of their own
     const next = new Segment(name, path, 0);
     next.builder = new IndexBuilder(name);
     this.segments.push(next);

@@ -152,6 +152,11 @@ export interface ChainedAuditEvent extends AuditEvent {
    */
   mac: string;
   /**
+   * Id of the chain key that MACed the event (32 hex digits): the HSM derives the key from it
+   * (daemon/audit/chain.ts). Absent: `mac` was computed in the HSM under the audit key itself.
+   */
+  chainKey?: string;
+  /**
    * The node whose chain holds the event (PostgreSQL clusters, where `seq` and `prev` are per
    * node); absent on a single node with the file store.
    */

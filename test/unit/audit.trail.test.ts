@@ -101,9 +101,14 @@ describe('the write path', () => {
     expect(events.map((e) => e.seq)).toEqual([1, 2, 3]);
     expect(events[0]!.prev).toBe(GENESIS_PREV);
     const key = auditKey(dataDir);
+    // As the README tells an external verifier: the chain key is HMAC-SHA256 under the audit key
+    // over "kmsd-audit-chain-key-v1:<chainKey>", and each mac is HMAC-SHA256 under the chain key.
+    expect(events[0]!.chainKey).toMatch(/^[0-9a-f]{32}$/);
+    expect(new Set(events.map((e) => e.chainKey)).size).toBe(1);
+    const chainKey = createHmac('sha256', key).update(`kmsd-audit-chain-key-v1:${events[0]!.chainKey}`).digest();
     events.forEach((e, i) => {
       const { mac, ...rest } = e;
-      expect(mac).toBe(createHmac('sha256', key).update(canonicalJson(rest)).digest('hex'));
+      expect(mac).toBe(createHmac('sha256', chainKey).update(canonicalJson(rest)).digest('hex'));
       expect(lines[i]).toBe(canonicalJson(e));
       if (i > 0) expect(e.prev).toBe(events[i - 1]!.mac);
     });
@@ -196,7 +201,37 @@ describe('segments', () => {
     // Each segment is named after its first seq and chains to the previous one.
     const firstSeqs = paths.map((p) => Number(/seg-(\d+)/.exec(p)![1]));
     expect(firstSeqs[0]).toBe(1);
+    // One burst of appends, MACed before the writer rotated: one chain key.
+    expect(new Set(events.map((e) => e.chainKey)).size).toBe(1);
     expect(await verify(dataDir)).toMatchObject({ ok: true, events: 120, segments: paths.length, headSeq: 120 });
+  });
+
+  it('derives a new chain key per segment, per start and per chainKeyMaxEvents events; verify derives each again', async () => {
+    const dataDir = tempDataDir();
+    let log = await openTrail(dataDir, { segmentBytes: 4096, chainKeyMaxEvents: 50 });
+    for (let i = 1; i <= 120; i++) log.append(event(i));
+    await log.flush();
+    for (let i = 121; i <= 140; i++) {
+      log.append(event(i));
+      await log.flush(); // one at a time: rotations happen between appends
+    }
+    await log.close();
+    log = await openTrail(dataDir, { segmentBytes: 4096 });
+    log.append(event(141));
+    await log.close();
+    const events = readTrailEvents(dataDir);
+    const keyOf = (seq: number) => events.find((e) => e.seq === seq)!.chainKey;
+    expect(keyOf(1)).toBe(keyOf(50));
+    expect(keyOf(51)).not.toBe(keyOf(50));
+    expect(keyOf(101)).not.toBe(keyOf(100));
+    expect(keyOf(141)).not.toBe(keyOf(140)); // a restart
+    // After the burst, each segment begins under a chain key no earlier segment used.
+    const paths = segmentPaths(dataDir);
+    const firstKeys = paths.map((p) => (JSON.parse(readFileSync(p, 'utf8').split('\n')[0]!) as ChainedAuditEvent).chainKey);
+    const later = firstKeys.filter((_, i) => i > 0 && Number(/seg-(\d+)/.exec(paths[i]!)![1]) > 121);
+    expect(later.length).toBeGreaterThan(0);
+    for (const key of later) expect(firstKeys.filter((k) => k === key)).toHaveLength(1);
+    expect(await verify(dataDir)).toMatchObject({ ok: true, events: 141, headSeq: 141 });
   });
 
   it('rotates by age', async () => {
