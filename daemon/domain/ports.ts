@@ -232,6 +232,13 @@ export interface AuditAnchorStore {
   read(): AuditAnchor | null;
   /** Durably replaces the anchor; `seq` never goes backwards. */
   write(anchor: AuditAnchor): void;
+  /**
+   * Where the store can: the same write off the event loop (the trail's periodic anchor uses it);
+   * `done` is told the outcome. One write in flight at a time is the caller's business.
+   */
+  writeInBackground?(anchor: AuditAnchor, done: (err?: Error) => void): void;
+  /** Resolves once no background write is in flight (before a final `write` and shutdown). */
+  settle?(): Promise<void>;
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * The PKCS#11 keystore: the default `Keystore`, for SoftHSM2 or any other PKCS#11 module. This is
- * the only file that imports pkcs11js.
+ * the only file that imports pkcs11js, with the audit anchor's writer thread
+ * (./pkcs11-anchor-worker.ts).
  *
  * Layout inside the token:
  * - one root wrapping key (AES-256, sensitive, never extractable, wrap/unwrap only), found by
@@ -15,8 +16,12 @@
  * cached so that nothing searches the token per operation. Every pkcs11js call is synchronous:
  * its async variants have open native memory bugs, and single-threaded synchronous calls are
  * also what serializes key generation (SoftHSM2 has crash reports under concurrent C_GenerateKey).
+ * The one exception is the periodic audit anchor, a token object write of several milliseconds:
+ * it runs on a worker thread with its own session (the module is initialized with
+ * CKF_OS_LOCKING_OK, so the library locks; a module that cannot lock writes it inline).
  */
 import { existsSync, realpathSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
 import type { GcmParams, Mechanism, PKCS11, Template } from 'pkcs11js';
@@ -369,6 +374,11 @@ interface LoadedModule {
   readonly p11: PKCS11;
   /** False when someone else in this process (another module instance) initialized it first. */
   readonly initializedHere: boolean;
+  /**
+   * Initialized with CKF_OS_LOCKING_OK (or found initialized: every initializer in kmsd asks for
+   * it), so a second thread may call in.
+   */
+  readonly threadSafe: boolean;
   readonly tokens: Map<string, TokenSession>;
   refs: number;
 }
@@ -399,8 +409,16 @@ function acquireModule(modulePath: string): LoadedModule {
     );
   }
   let initializedHere = true;
+  let threadSafe = true;
   try {
-    p11.C_Initialize();
+    try {
+      p11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+    } catch (err) {
+      if (returnCode(err)?.code !== pkcs11js.CKR_CANT_LOCK) throw err;
+      // A module that cannot lock for threads: everything stays on the main thread.
+      threadSafe = false;
+      p11.C_Initialize();
+    }
   } catch (err) {
     // Cryptoki state is per process, not per pkcs11js object: a second module instance in the same
     // process (jest runs several test files in one worker, each with its own module registry)
@@ -416,7 +434,7 @@ function acquireModule(modulePath: string): LoadedModule {
       );
     }
   }
-  const created: LoadedModule = { key, path: modulePath, p11, initializedHere, tokens: new Map(), refs: 1 };
+  const created: LoadedModule = { key, path: modulePath, p11, initializedHere, threadSafe, tokens: new Map(), refs: 1 };
   loadedModules.set(key, created);
   return created;
 }
@@ -427,6 +445,43 @@ function releaseModule(module: LoadedModule): void {
   loadedModules.delete(module.key);
   if (module.initializedHere) ignoreErrors(() => module.p11.C_Finalize());
   ignoreErrors(() => module.p11.close());
+}
+
+/** The thread that writes audit anchors (./pkcs11-anchor-worker.ts); one job at a time. */
+class AnchorWorker {
+  private readonly worker: Worker;
+  private nextId = 1;
+  private readonly jobs = new Map<number, { resolve: (handle: Handle) => void; reject: (err: Error) => void }>();
+
+  constructor(modulePath: string, slot: Handle) {
+    this.worker = new Worker(new URL('./pkcs11-anchor-worker.js', import.meta.url), { workerData: { modulePath, slot } });
+    this.worker.unref();
+    this.worker.on('message', (reply: { id: number; handle?: Uint8Array; error?: string }) => {
+      const job = this.jobs.get(reply.id);
+      if (job === undefined) return;
+      this.jobs.delete(reply.id);
+      if (reply.handle !== undefined) job.resolve(Buffer.from(reply.handle));
+      else job.reject(new Error(reply.error ?? 'the anchor writer failed'));
+    });
+    const failAll = (err: Error) => {
+      for (const job of this.jobs.values()) job.reject(err);
+      this.jobs.clear();
+    };
+    this.worker.on('error', failAll);
+    this.worker.on('exit', (code) => failAll(new Error(`the anchor writer thread exited (${code})`)));
+  }
+
+  write(value: Buffer, label: string, destroy: Handle[]): Promise<Handle> {
+    const id = this.nextId++;
+    return new Promise<Handle>((resolve, reject) => {
+      this.jobs.set(id, { resolve, reject });
+      this.worker.postMessage({ id, value, label, destroy });
+    });
+  }
+
+  stop(): void {
+    void this.worker.terminate();
+  }
 }
 
 /**
@@ -639,7 +694,8 @@ class TokenSession {
       );
     }
     let objects = initial;
-    return {
+    let inFlight: Promise<void> | undefined;
+    const store: AuditAnchorStore = {
       description: `pkcs11:${this.label}/${AUDIT_ANCHOR_LABEL}`,
       read: () => {
         objects = findAll();
@@ -653,6 +709,33 @@ class TokenSession {
         });
       },
     };
+    if (!this.module.threadSafe) return store;
+    store.writeInBackground = (anchor, done) => {
+      const replaced = objects;
+      inFlight = this.anchorWorker()
+        .write(Buffer.from(JSON.stringify(anchor), 'utf8'), AUDIT_ANCHOR_LABEL, replaced.map((o) => o.handle))
+        .then(
+          (created) => {
+            // (a synchronous write meanwhile replaced `objects`: keep what it made, and ours)
+            objects = [...objects.filter((o) => !replaced.includes(o)), { handle: created, anchor }];
+            done();
+          },
+          (err: unknown) => done(hsmError(err, 'audit anchor write')),
+        )
+        .finally(() => (inFlight = undefined));
+    };
+    store.settle = async () => {
+      await inFlight;
+    };
+    return store;
+  }
+
+  private worker: AnchorWorker | undefined;
+
+  /** The anchor's writer thread, started on first use. */
+  private anchorWorker(): AnchorWorker {
+    this.worker ??= new AnchorWorker(this.module.path, this.slot);
+    return this.worker;
   }
 
   /** Drops one reference; the last one logs out and releases the module. */
@@ -660,6 +743,9 @@ class TokenSession {
     this.refs -= 1;
     if (this.refs > 0) return;
     this.module.tokens.delete(this.label);
+    // (the trail settles its background anchor write before the keystore closes)
+    this.worker?.stop();
+    this.worker = undefined;
     this.unwrapped.clear();
     for (const session of this.idleSessions.splice(0)) ignoreErrors(() => this.p11.C_CloseSession(session));
     ignoreErrors(() => this.p11.C_Logout(this.loginSession));

@@ -5,7 +5,7 @@
  */
 import { KmsError } from '../domain/errors.js';
 import type { Algorithm, MaterialRef } from '../domain/model.js';
-import type { AuditAnchorStore, AuditKeyring, Keystore, KeystoreIdentity, Metrics, SealedBytes, Store } from '../domain/ports.js';
+import type { AuditAnchor, AuditAnchorStore, AuditKeyring, Keystore, KeystoreIdentity, Metrics, SealedBytes, Store } from '../domain/ports.js';
 
 const seconds = (started: bigint) => Number(process.hrtime.bigint() - started) / 1e9;
 
@@ -72,6 +72,19 @@ export class MeteredKeystore implements Keystore {
       description: anchors.description,
       read: () => this.timed('anchor-read', 'DATA', () => anchors.read()),
       write: (anchor) => this.timed('anchor-write', 'DATA', () => anchors.write(anchor)),
+      ...(anchors.writeInBackground !== undefined && anchors.settle !== undefined
+        ? {
+            writeInBackground: ((inner: NonNullable<AuditAnchorStore['writeInBackground']>) => (anchor: AuditAnchor, done: (err?: Error) => void) => {
+              const started = process.hrtime.bigint();
+              inner(anchor, (err) => {
+                this.metrics.keystoreCall('anchor-write', 'DATA', seconds(started));
+                if (err !== undefined) this.metrics.hsmError('anchor-write', 'UNAVAILABLE');
+                done(err);
+              });
+            })(anchors.writeInBackground.bind(anchors)),
+            settle: anchors.settle.bind(anchors),
+          }
+        : {}),
     };
   }
 

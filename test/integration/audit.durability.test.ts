@@ -112,6 +112,32 @@ describe('audit trail durability', () => {
   });
 });
 
+describe('the periodic anchor', () => {
+  it('is written by the token\'s writer thread while the trail runs, and reaches the durable head', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'kms-anchor-'));
+    const keystore = openPkcs11Keystore(testTokenOptions('audit-anchor-thread'));
+    try {
+      const anchors = keystore.auditAnchorStore({ allowCreate: true });
+      // SoftHSM2 can lock for threads: the background path is there.
+      expect(typeof anchors.writeInBackground).toBe('function');
+      const log = await openAuditLog(dataDir, { keystore, anchorIntervalMs: 20 });
+      for (let i = 1; i <= 50; i++) {
+        log.append({ time: new Date().toISOString(), requestId: `a-${i}`, subject: 'serviceAccount:a', operation: 'SymmetricCrypto.Encrypt', result: 'OK' });
+        if (i % 10 === 0) await log.flush();
+      }
+      const deadline = Date.now() + 10_000;
+      // Read back from the token itself (a search, not the writer's memory), without closing the trail.
+      while (Date.now() < deadline && (keystore.auditAnchorStore({ allowCreate: false }).read()?.seq ?? 0) < 50) await new Promise((r) => setTimeout(r, 20));
+      const anchor = keystore.auditAnchorStore({ allowCreate: false }).read();
+      expect(anchor?.seq).toBe(50);
+      expect(anchor?.mac).toBe(readTrailEvents(dataDir).at(-1)?.mac);
+      await log.close();
+    } finally {
+      keystore.close();
+    }
+  });
+});
+
 describe('kmsd audit verify as a process', () => {
   function runVerify(dataDir: string) {
     const script = `const { runAuditCommand } = await import(process.argv[1]); process.exitCode = await runAuditCommand(process.argv.slice(2));`;
