@@ -24,7 +24,7 @@
  * The pre-MAC format (kmsd 0.1 `audit.log`: the same canonical lines with an unkeyed SHA-256
  * `hash` instead of `mac`) is checked by `LegacyChainChecker`, for migrated legacy segments.
  */
-import { createHash, createHmac } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { readSync } from 'node:fs';
 import type { AuditDetails, AuditEvent, AuditKeyring, ChainedAuditEvent } from '../domain/ports.js';
 
@@ -185,13 +185,14 @@ const CHAIN_KEY_CONTEXT = 'kmsd-audit-chain-key-v1:';
 /** A chain key: its id (on every line it MACs) and the key the HSM derived from it (memory only). */
 export interface ChainKey {
   id: string;
-  key: Buffer;
+  /** Imported once into node:crypto. */
+  key: KeyObject;
 }
 
 /** K = HMAC-SHA256 under the audit key (in the HSM) over "kmsd-audit-chain-key-v1:<id>". */
 export function deriveChainKey(keyring: AuditKeyring, id: string): ChainKey {
   if (!CHAIN_KEY_ID.test(id)) throw new TypeError('a chain key id is 32 hex digits');
-  return { id, key: keyring.mac(Buffer.from(CHAIN_KEY_CONTEXT + id, 'utf8')) };
+  return { id, key: createSecretKey(keyring.mac(Buffer.from(CHAIN_KEY_CONTEXT + id, 'utf8'))) };
 }
 
 /** hex HMAC-SHA256 of `unmacced` under a chain key (in the process). */
