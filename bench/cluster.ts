@@ -69,6 +69,7 @@ try {
   mkdirSync(tokens);
   writeFileSync(join(work, 'softhsm2.conf'), `directories.tokendir = ${tokens}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n`);
   process.env.SOFTHSM2_CONF = join(work, 'softhsm2.conf');
+  process.env.KMS_GRPC_LISTEN = 'off'; // several nodes on one host would fight over 127.0.0.1:8444
   process.env.KMS_TEST_PG_URL = await pgModule.startTestPostgres(pgDir);
   const one = await measure(1);
   const three = await measure(3);

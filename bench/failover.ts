@@ -35,6 +35,7 @@ try {
   mkdirSync(tokens);
   writeFileSync(join(work, 'softhsm2.conf'), `directories.tokendir = ${tokens}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n`);
   process.env.SOFTHSM2_CONF = join(work, 'softhsm2.conf');
+  process.env.KMS_GRPC_LISTEN = 'off'; // three nodes on one host would fight over 127.0.0.1:8444
   process.env.KMS_TEST_PG_URL = await pgModule.startTestPostgres(pgDir);
   // (later arguments win: these replace the short test lease of TestCluster)
   const cluster = await TestCluster.start(3, ['--lease-ttl', ttl, '--lease-renew', renew]);
