@@ -10,14 +10,20 @@ import { HSM_BINDING_ID, type StateView } from '../domain/model.js';
 import type { Keystore, KeystoreIdentity } from '../domain/ports.js';
 import { openConfiguredKeystore } from '../kmsd.js';
 import { readStoreSnapshot } from '../store/lowdb-store.js';
+import { readAuditAnchor } from '../store/pg-sql.js';
+import { describePgError, pgConnectionConfig, readPgSnapshot } from '../store/pg-store.js';
+import { instanceIdOf } from '../cluster/node.js';
+import pg from 'pg';
 import { describeCustody, describeHoldings, storeIsUnbound, verifyBinding } from './binding.js';
 
-export const HSM_USAGE = `Usage: kmsd hsm status --data-dir DIR [--json] [keystore options as for kmsd]
+export const HSM_USAGE = `Usage: kmsd hsm status --data-dir DIR [--store postgres://…] [--json] [keystore options as for kmsd]
 
   status   prints the HSM token and root key the store of DIR depends on (recorded on its first
            start), what the configured HSM holds, the audit MAC key and anchor, and whether they
            match. Exit 0 when they do (or the store is new), 1 when something is missing or
            different, 2 on a usage error. Reads only; safe next to a running kmsd.
+           With --store (a node of a PostgreSQL cluster) the binding is the database's and the
+           audit anchor is the node's row in it (by the instance id in DIR).
 `;
 
 export interface HsmCommandIo {
@@ -61,10 +67,12 @@ export async function runHsmCommand(argv: string[], io: HsmCommandIo = { stdout:
   }
   const dataDir = resolve(config.dataDir);
   let state: StateView;
+  const storeUrl = config.storeUrl;
   try {
-    state = await readStoreSnapshot(dataDir);
+    state = storeUrl === undefined ? await readStoreSnapshot(dataDir) : await readPgSnapshot(storeUrl);
   } catch (err) {
-    io.stderr.write(`kmsd hsm status: cannot read the store in ${dataDir}: ${(err as Error).message}\n`);
+    const where = storeUrl === undefined ? `in ${dataDir}` : 'in PostgreSQL';
+    io.stderr.write(`kmsd hsm status: cannot read the store ${where}: ${storeUrl === undefined ? (err as Error).message : describePgError(err)}\n`);
     return 1;
   }
   const recorded = state.hsm.get(HSM_BINDING_ID);
@@ -86,7 +94,7 @@ export async function runHsmCommand(argv: string[], io: HsmCommandIo = { stdout:
     report.ok = true;
     try {
       report.auditKey = `present (${keystore.auditKeyring({ allowCreate: false }).description})`;
-      report.auditAnchor = keystore.auditAnchorStore({ allowCreate: false }).read();
+      report.auditAnchor = storeUrl === undefined ? keystore.auditAnchorStore({ allowCreate: false }).read() : await readNodeAnchor(storeUrl, dataDir);
     } catch (err) {
       report.auditKey = `missing: ${(err as Error).message}`;
     }
@@ -102,6 +110,7 @@ export async function runHsmCommand(argv: string[], io: HsmCommandIo = { stdout:
   } else {
     const lines = [
       ['data dir', dataDir],
+      ...(storeUrl === undefined ? [] : [['database', 'PostgreSQL (the cluster\'s binding; the audit anchor is this node\'s row)']]),
       ['store', describeHoldings(state)],
       ['depends on', recorded !== undefined ? `${describeCustody(recorded)}, recorded ${recorded.recordedAt}` : 'nothing recorded yet (a new store, or one from before kmsd recorded it)'],
       ['keystore holds', report.keystore !== null ? describeCustody(report.keystore) : 'could not be opened'],
@@ -120,4 +129,15 @@ export async function runHsmCommand(argv: string[], io: HsmCommandIo = { stdout:
     io.stdout.write(lines.map(([k, v]) => `${(k ?? '').padEnd(width)}  ${v ?? ''}\n`).join(''));
   }
   return report.ok ? 0 : 1;
+}
+
+/** The node's audit anchor row in PostgreSQL (null: the node has never anchored). */
+async function readNodeAnchor(url: string, dataDir: string): Promise<unknown> {
+  const client = new pg.Client(pgConnectionConfig(url, 'kmsd-status'));
+  await client.connect();
+  try {
+    return await readAuditAnchor(client, instanceIdOf(dataDir, { create: false }));
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }

@@ -542,6 +542,26 @@ function tableName(tbl: string): TableName | null {
 }
 
 /** A short, operator-facing cause: the driver's code and message, never SQL text or parameters. */
+/**
+ * The cluster's state read once, in one snapshot, without migrating, listening or writing
+ * anything (for `kmsd hsm status` next to live nodes). Fails on a database kmsd never set up.
+ */
+export async function readPgSnapshot(url: string): Promise<StateView> {
+  const client = new pg.Client(pgConnectionConfig(url, 'kmsd-status'));
+  await client.connect();
+  try {
+    const { rows } = await loadAll(client);
+    const tables = emptyTables();
+    for (const row of rows) {
+      const table = tableName(row.tbl);
+      if (table !== null && row.data !== null) tables.get(table)?.set(row.id, row.data);
+    }
+    return new StateEngine(tables).durable();
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 export function describePgError(err: unknown): string {
   if (err instanceof Error) {
     const code = (err as { code?: unknown }).code;

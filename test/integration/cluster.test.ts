@@ -395,6 +395,19 @@ describe('joining the cluster', () => {
     }
   });
 
+  it('kmsd hsm status on a node reads the binding and the node’s anchor from the database', () => {
+    const node = cluster.alive()[0]!;
+    const ok = spawnSync(process.execPath, [KMSD_MAIN, 'hsm', 'status', '--data-dir', node.dataDir, '--store', cluster.db, '--json'], { encoding: 'utf8' });
+    expect(ok.stderr).toBe('');
+    expect(ok.status).toBe(0);
+    const report = JSON.parse(ok.stdout);
+    expect(report).toMatchObject({ ok: true, store: { keys: expect.any(Number) }, auditAnchor: { seq: expect.any(Number), mac: expect.stringMatching(/^[0-9a-f]{64}$/) } });
+    expect(report.recorded).not.toBeNull();
+    const down = spawnSync(process.execPath, [KMSD_MAIN, 'hsm', 'status', '--data-dir', node.dataDir, '--store', 'postgres://127.0.0.1:1/nothing'], { encoding: 'utf8' });
+    expect(down.status).toBe(1);
+    expect(down.stderr).toMatch(/^kmsd hsm status: cannot read the store in PostgreSQL: /);
+  });
+
   it('kmsd audit verify checks every node’s chain against its anchor in the database', () => {
     const live = cluster.alive();
     expect(live).toHaveLength(3);
