@@ -297,6 +297,9 @@ export async function benchProvider(options: ProviderOptions): Promise<ProviderR
               KMS_ENDPOINT: daemon.url,
               KMS_TOKEN: daemon.token,
               KMS_FOLDER_ID: `bench-${cli.id.replace(/\./g, '-')}-${kind === 'kmspeer_symmetric_key' ? 'peer-' : ''}${count}`,
+              // The plugin's V8 code cache in this run's temp dir: warm after the first command,
+              // whatever ~/.cache holds, and removed with the rest.
+              KMS_PLUGIN_CACHE_DIR: join(root, 'code-cache'),
             };
             const ws = { cli, dir, env };
             await runCli(ws, ['init', '-no-color', '-input=false']);

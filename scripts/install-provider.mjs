@@ -129,7 +129,14 @@ export async function installProvider(options = {}) {
     },
   };
   const results = await Promise.all([
-    build({ ...common, entryPoints: [join(repoRoot, 'provider', 'main.ts')], outfile: join(platformDir, ENTRY_BUNDLE), plugins: [lazyRpc] }),
+    build({
+      ...common,
+      entryPoints: [join(repoRoot, 'provider', 'main.ts')],
+      outfile: join(platformDir, ENTRY_BUNDLE),
+      plugins: [lazyRpc],
+      // provider/protocol/rpc-layer.ts: load the second bundle through V8's code cache.
+      define: { ...common.define, KMS_RPC_BUNDLE: JSON.stringify(`./${RPC_BUNDLE}`) },
+    }),
     build({ ...common, entryPoints: [join(repoRoot, 'provider', 'rpc', 'lazy.ts')], outfile: join(platformDir, RPC_BUNDLE) }),
   ]);
   for (const warning of results.flatMap((r) => r.warnings)) {

@@ -10,7 +10,8 @@
  * answer grpc-go expects, even for streams the client keeps open.
  */
 import { X509Certificate } from 'node:crypto';
-import { createSecureServer, createServer, type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { Http2Server, Http2Session, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 
 /** gRPC status codes used here. */
@@ -103,12 +104,23 @@ function serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, lookup: 
 /** A listening server. */
 export interface GrpcServer {
   port: number;
+  /**
+   * Load node:http2 and set up TLS now rather than on the first connection. The socket listens
+   * before either exists, so the handshake line need not wait for them (≈10 ms of every start):
+   * call this right after printing it, while core reads the line and dials.
+   */
+  prepare(): void;
   /** Finish the open calls (GOAWAY), then resolve; gives up waiting after `graceMs`. */
   close(graceMs: number): Promise<void>;
 }
 
-/** Listen on 127.0.0.1 on a free port, with mutual TLS when `tls` is given. */
-export function listenGrpc(lookup: MethodLookup, tls: ServerTls | undefined, onEvent?: (what: string) => void): Promise<GrpcServer> {
+interface Http2Side {
+  server: Http2Server;
+  sessions: Set<Http2Session>;
+}
+
+async function createHttp2Side(lookup: MethodLookup, tls: ServerTls | undefined, onEvent?: (what: string) => void): Promise<Http2Side> {
+  const { createSecureServer, createServer } = await import('node:http2');
   const settings = { maxHeaderListSize: 64 * 1024 };
   // The client certificate is pinned (compared byte for byte below) rather than trusted as a CA:
   // Node builds its whole bundled root store (≈140 certificates, 30–90 ms of every plugin start)
@@ -142,22 +154,49 @@ export function listenGrpc(lookup: MethodLookup, tls: ServerTls | undefined, onE
     session.on('error', () => session.destroy());
   });
   server.on('stream', (stream, headers) => serve(stream, headers, lookup));
+  onEvent?.('HTTP/2 server ready');
+  return { server, sessions };
+}
+
+/**
+ * Listen on 127.0.0.1 on a free port, with mutual TLS when `tls` is given. The listening socket is
+ * a plain node:net server whose connections (paused, unread) are handed to the HTTP/2 server —
+ * TLS or cleartext — once that exists (see GrpcServer.prepare).
+ */
+export function listenGrpc(lookup: MethodLookup, tls: ServerTls | undefined, onEvent?: (what: string) => void): Promise<GrpcServer> {
+  let side: Promise<Http2Side> | undefined;
+  const prepare = (): Promise<Http2Side> => (side ??= createHttp2Side(lookup, tls, onEvent));
+  const listener: NetServer = createNetServer({ pauseOnConnect: true }, (socket: Socket) => {
+    socket.on('error', () => socket.destroy());
+    prepare().then(
+      ({ server }) => {
+        server.emit('connection', socket);
+        // A TLS socket reads its transport itself; a cleartext HTTP/2 session consumes the socket's
+        // handle, which pauseOnConnect left unread.
+        if (!tls) socket.resume();
+      },
+      () => socket.destroy(),
+    );
+  });
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
+    listener.once('error', reject);
+    listener.listen(0, '127.0.0.1', () => {
+      const address = listener.address();
       const port = typeof address === 'object' && address ? address.port : 0;
       resolve({
         port,
+        prepare: () => void prepare(),
         close: (graceMs) =>
           new Promise<void>((done) => {
             const timer = setTimeout(done, graceMs);
             timer.unref();
-            server.close(() => {
+            listener.close(() => {
               clearTimeout(timer);
               done();
             });
-            for (const session of sessions) session.close();
+            void side?.then(({ sessions }) => {
+              for (const session of sessions) session.close();
+            });
           }),
       });
     });

@@ -7,10 +7,11 @@
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 
 /** Debug and trace lines only when core logs at all (it forwards plugin stderr under TF_LOG). */
-const verbose = Boolean(process.env['TF_LOG'] || process.env['TF_LOG_PROVIDER']);
+let verbose: boolean | undefined;
 
 /** Write one log line; `fields` are added as-is (never pass tokens or key material). */
 export function log(level: LogLevel, message: string, fields: Record<string, unknown> = {}): void {
+  verbose ??= Boolean(process.env['TF_LOG'] || process.env['TF_LOG_PROVIDER']);
   if (!verbose && (level === 'debug' || level === 'trace')) return;
   // go-plugin parses @timestamp with the layout 2006-01-02T15:04:05.000000Z07:00 (exactly six
   // fractional digits) and shows the line as unparsed text otherwise.

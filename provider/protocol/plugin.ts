@@ -7,11 +7,15 @@
  * the handshake line; the protocol descriptor, the codecs and the resources load right after it,
  * while core connects, and the first call waits for them if it comes sooner.
  */
+import { writeSync } from 'node:fs';
 import type { ProtoMessage } from './definitions.js';
 import { listenGrpc, type UnaryMethod } from './grpc-server.js';
 import { checkMagicCookie, formatHandshakeLine, negotiateProtocolVersion } from './handshake.js';
+import { codeCacheStatuses, noteServed } from './code-cache.js';
 import { log } from './log.js';
+import { loadRpcLayer } from './rpc-layer.js';
 import { generateServerCertificate } from './tls.js';
+import { mark, markRpc, startTiming } from './timing.js';
 
 const PARENT_POLL_MS = 1000;
 
@@ -22,8 +26,10 @@ function exitNow(code: number): never {
 /** Every method this plugin serves, by `:path`, with the codecs of its messages. */
 async function loadMethods(env: NodeJS.ProcessEnv, onShutdown: () => void): Promise<Map<string, UnaryMethod>> {
   const started = performance.now();
-  const { serviceDefinition, PROVIDER_SERVICE, CONTROLLER_SERVICE, createProviderHandlers } = await import('../rpc/lazy.js');
+  mark('RPC layer loading');
+  const { serviceDefinition, PROVIDER_SERVICE, CONTROLLER_SERVICE, createProviderHandlers } = await loadRpcLayer(env);
   log('debug', 'RPC layer loaded', { load_ms: Math.round(performance.now() - started), at_ms: Math.round(performance.now()) });
+  mark(`RPC layer loaded (code cache: ${codeCacheStatuses().join(', ') || 'not used'})`);
   const handlers = createProviderHandlers(env);
   const methods = new Map<string, UnaryMethod>();
   const add = (
@@ -37,7 +43,10 @@ async function loadMethods(env: NodeJS.ProcessEnv, onShutdown: () => void): Prom
       methods.set(definition.path, {
         decode: (bytes): unknown => definition.requestDeserialize(bytes),
         encode: (response) => definition.responseSerialize(response),
-        handle: (request) => handle(request as ProtoMessage),
+        handle: (request) => {
+          noteServed(name);
+          return handle(request as ProtoMessage).finally(() => markRpc(name));
+        },
         ...(after[name] && { afterResponse: after[name] }),
       });
     }
@@ -56,6 +65,7 @@ async function loadMethods(env: NodeJS.ProcessEnv, onShutdown: () => void): Prom
 export async function runPlugin(env: NodeJS.ProcessEnv = process.env): Promise<number | undefined> {
   // Read before anything slow: a core that dies while we start must not become "the parent".
   const parent = process.ppid;
+  startTiming(env);
   const cookieProblem = checkMagicCookie(env);
   if (cookieProblem) {
     process.stderr.write(cookieProblem);
@@ -84,15 +94,24 @@ export async function runPlugin(env: NodeJS.ProcessEnv = process.env): Promise<n
   const clientCert = env['PLUGIN_CLIENT_CERT'];
   const tls = clientCert !== undefined && clientCert !== '' && !env['TF_DISABLE_PLUGIN_TLS'];
   const cert = tls ? generateServerCertificate() : undefined;
-  const server = await listenGrpc(lookup, cert ? { keyPem: cert.keyPem, certPem: cert.certPem, clientCertPem: clientCert ?? '' } : undefined, (what) =>
-    log('trace', what, { at_ms: Math.round(performance.now()) }),
-  );
+  mark('certificate');
+  const server = await listenGrpc(lookup, cert ? { keyPem: cert.keyPem, certPem: cert.certPem, clientCertPem: clientCert ?? '' } : undefined, (what) => {
+    mark(what);
+    log('trace', what, { at_ms: Math.round(performance.now()) });
+  });
 
+  mark('listening');
   // Core's go-plugin client reads exactly this first line; nothing may precede it on stdout.
-  process.stdout.write(formatHandshakeLine({ network: 'tcp', host: '127.0.0.1', port: server.port }, cert?.der, negotiated.version));
+  // Written straight to fd 1: nothing else ever goes to stdout, and process.stdout on a pipe
+  // would first build a stream for it (≈1–2 ms).
+  writeSync(1, formatHandshakeLine({ network: 'tcp', host: '127.0.0.1', port: server.port }, cert?.der, negotiated.version));
+  mark('handshake written');
   log('debug', 'plugin listening', { port: server.port, tls, startup_ms: Math.round(performance.now()) });
-  // Load the rest while core connects.
-  setImmediate(() => void lookup(''));
+  // Set up TLS and load the rest while core reads the line and connects.
+  setImmediate(() => {
+    server.prepare();
+    void lookup('');
+  });
 
   // Core kills plugins with SIGKILL to their pid; if core itself dies we are reparented: leave.
   if (process.ppid !== parent) shutdown('parent process exited');

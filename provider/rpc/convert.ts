@@ -15,6 +15,15 @@ const SEVERITY = { error: 1, warning: 2 } as const;
 const NESTING = { single: 1, list: 2, set: 3, map: 4, group: 5 } as const;
 
 /** A diagnostic as tfplugin6.Diagnostic. */
+
+/**
+ * Name order for attributes and blocks: plain code-unit order. (localeCompare would load ICU's
+ * collator, ≈5 ms of the first GetProviderSchema in every plugin process; core does not care
+ * about the order, the names are ASCII.)
+ */
+function byCodeUnit(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
 export function diagnosticToProto(d: Diagnostic): ProtoMessage {
   return {
     severity: SEVERITY[d.severity],
@@ -37,7 +46,7 @@ function blockToProto(block: SchemaBlock): ProtoMessage {
   const kind = (k: string | undefined): number => (k === 'markdown' ? 1 : 0);
   return {
     attributes: Object.entries(block.attributes ?? {})
-      .sort(([a], [b]) => a.localeCompare(b))
+      .sort(([a], [b]) => byCodeUnit(a, b))
       .map(([name, a]) => ({
         name,
         type: ctyTypeJson(a.type),
@@ -51,7 +60,7 @@ function blockToProto(block: SchemaBlock): ProtoMessage {
         deprecated: a.deprecated === true,
       })),
     block_types: Object.entries(block.block_types ?? {})
-      .sort(([a], [b]) => a.localeCompare(b))
+      .sort(([a], [b]) => byCodeUnit(a, b))
       .map(([name, nb]) => ({
         type_name: name,
         block: blockToProto(nb.block),
@@ -75,7 +84,7 @@ export function identitySchemaToProto(schema: IdentitySchema): ProtoMessage {
   return {
     version: schema.version,
     identity_attributes: Object.entries(schema.attributes)
-      .sort(([a], [b]) => a.localeCompare(b))
+      .sort(([a], [b]) => byCodeUnit(a, b))
       .map(([name, a]) => ({
         name,
         type: ctyTypeJson(a.type),
