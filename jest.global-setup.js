@@ -28,6 +28,9 @@ export default async function globalSetup() {
   // kmsd's gRPC listener defaults to 127.0.0.1:8444; parallel test daemons would fight over it.
   // Tests that use gRPC ask for it with --grpc-listen 127.0.0.1:0 (test/support/grpc.ts).
   process.env.KMS_GRPC_LISTEN = 'off';
+  // The provider plugins the e2e tests start keep their V8 code cache in the run's temp dir, not
+  // in the user's ~/.cache/terraform-provider-kms.
+  process.env.KMS_PLUGIN_CACHE_DIR = path.join(dir, 'plugin-cache');
   // Every daemon of the suite checks each 2xx answer against the schema /openapi.json documents
   // for it (a mismatch is a 500 the test sees): the whole suite validates the responses.
   process.env.KMS_TEST_CHECK_RESPONSES = '1';
