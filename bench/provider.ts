@@ -11,6 +11,7 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { homedir } from 'node:os';
 import { availableClis, type Cli } from '../test/support/clis.js';
 import { newTestToken, tempDir } from '../test/support/daemon.js';
 import { startBenchDaemon, stopChild } from './kmsd.js';
@@ -350,7 +351,8 @@ export async function benchProvider(options: ProviderOptions): Promise<ProviderR
       await daemon.stop();
     }
     return {
-      clis,
+      // (the report names tools by ~/… paths, never this machine's home)
+      clis: clis.map((cli) => ({ ...cli, bin: cli.bin.replace(homedir(), '~') })),
       plugin: executable.replace(root, '<tmp>'),
       handshakeMs,
       handshake,
