@@ -9,17 +9,11 @@
  * Starts its own PostgreSQL (scripts/test-postgres.mjs) and SoftHSM2 token directory.
  */
 import autocannon from 'autocannon';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { TestCluster, request } from '../test/support/cluster.js';
-import { REPO_ROOT } from './paths.js';
+import { inClusterEnvironment } from './cluster-env.js';
 
-interface TestPostgresModule {
-  startTestPostgres(dir: string): Promise<string>;
-  stopTestPostgres(dir: string): void;
-}
 
 const { values } = parseArgs({ options: { seconds: { type: 'string' }, connections: { type: 'string' } } });
 const seconds = Number(values.seconds ?? 8);
@@ -60,17 +54,7 @@ async function measure(nodes: number): Promise<{ createKey: number; encrypt: num
   }
 }
 
-const work = mkdtempSync(join(tmpdir(), 'kms-bench-cluster-'));
-// Its own temp dir: the cluster belongs to the postgres OS user when run as root.
-const pgDir = mkdtempSync(join(tmpdir(), 'kms-bench-pg-'));
-const pgModule = (await import(join(REPO_ROOT, 'scripts/test-postgres.mjs'))) as TestPostgresModule;
-try {
-  const tokens = join(work, 'tokens');
-  mkdirSync(tokens);
-  writeFileSync(join(work, 'softhsm2.conf'), `directories.tokendir = ${tokens}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n`);
-  process.env.SOFTHSM2_CONF = join(work, 'softhsm2.conf');
-  process.env.KMS_GRPC_LISTEN = 'off'; // several nodes on one host would fight over 127.0.0.1:8444
-  process.env.KMS_TEST_PG_URL = await pgModule.startTestPostgres(pgDir);
+await inClusterEnvironment('cluster', async () => {
   const one = await measure(1);
   const three = await measure(3);
   const line = (name: string, a: number, b: number) => `| ${name} | ${a.toFixed(0)} | ${b.toFixed(0)} | ${(b / a).toFixed(2)}× |`;
@@ -85,8 +69,4 @@ try {
       '',
     ].join('\n'),
   );
-} finally {
-  pgModule.stopTestPostgres(pgDir);
-  rmSync(work, { recursive: true, force: true });
-  rmSync(pgDir, { recursive: true, force: true });
-}
+});

@@ -8,35 +8,19 @@
  *
  * Starts its own PostgreSQL (scripts/test-postgres.mjs) and SoftHSM2 token directory.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { TestCluster } from '../test/support/cluster.js';
-import { REPO_ROOT } from './paths.js';
+import { inClusterEnvironment } from './cluster-env.js';
 import { percentile } from './stats.js';
 
-interface TestPostgresModule {
-  startTestPostgres(dir: string): Promise<string>;
-  stopTestPostgres(dir: string): void;
-}
 
 const { values } = parseArgs({ options: { rounds: { type: 'string' }, 'lease-ttl': { type: 'string' }, 'lease-renew': { type: 'string' } } });
 const rounds = Number(values.rounds ?? 5);
 const ttl = values['lease-ttl'] ?? '15s';
 const renew = values['lease-renew'] ?? '5s';
 
-const work = mkdtempSync(join(tmpdir(), 'kms-bench-failover-'));
-const pgDir = mkdtempSync(join(tmpdir(), 'kms-bench-pg-'));
-const pgModule = (await import(join(REPO_ROOT, 'scripts/test-postgres.mjs'))) as TestPostgresModule;
-try {
-  const tokens = join(work, 'tokens');
-  mkdirSync(tokens);
-  writeFileSync(join(work, 'softhsm2.conf'), `directories.tokendir = ${tokens}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n`);
-  process.env.SOFTHSM2_CONF = join(work, 'softhsm2.conf');
-  process.env.KMS_GRPC_LISTEN = 'off'; // three nodes on one host would fight over 127.0.0.1:8444
-  process.env.KMS_TEST_PG_URL = await pgModule.startTestPostgres(pgDir);
+await inClusterEnvironment('failover', async () => {
   // (later arguments win: these replace the short test lease of TestCluster)
   const cluster = await TestCluster.start(3, ['--lease-ttl', ttl, '--lease-renew', renew]);
   const times: number[] = [];
@@ -61,8 +45,4 @@ try {
     `lease TTL ${ttl}, renew ${renew}, ${rounds} kill -9 failovers of the leader: ` +
       `median ${percentile(sorted, 50).toFixed(0)} ms, min ${sorted[0]?.toFixed(0)} ms, max ${sorted.at(-1)?.toFixed(0)} ms\n`,
   );
-} finally {
-  pgModule.stopTestPostgres(pgDir);
-  rmSync(work, { recursive: true, force: true });
-  rmSync(pgDir, { recursive: true, force: true });
-}
+});
