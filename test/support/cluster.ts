@@ -35,14 +35,20 @@ export class TestCluster {
     const cluster = new TestCluster(await freshDatabase('kms_c'), newTestToken(), extraArgs);
     const first = await cluster.startNode('n0');
     cluster.nodes.push(first);
-    const others = await Promise.all(
+    // A node that fails to start must not leave the others running.
+    const others = await Promise.allSettled(
       Array.from({ length: count - 1 }, (_, i) => {
         const dataDir = tempDir('kms-node-');
         copyFileSync(join(first.dataDir, 'hsm-pins.json'), join(dataDir, 'hsm-pins.json'));
         return cluster.startNode(`n${i + 1}`, dataDir);
       }),
     );
-    cluster.nodes.push(...others);
+    for (const started of others) if (started.status === 'fulfilled') cluster.nodes.push(started.value);
+    const failed = others.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) {
+      await cluster.stop();
+      throw failed.reason;
+    }
     return cluster;
   }
 
