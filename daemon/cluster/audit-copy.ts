@@ -92,11 +92,6 @@ export class AuditCopy {
     return new AuditCopy(pool, instanceId, trail, copied, logger, options);
   }
 
-  /** Highest seq of this node in the table. */
-  get copiedSeq(): number {
-    return this.copied;
-  }
-
   start(): void {
     this.trail.onDurable(() => this.kick());
     const retry = setInterval(() => this.kick(), this.options.retryIntervalMs ?? 1000);
@@ -105,10 +100,6 @@ export class AuditCopy {
     maintenance.unref();
     this.timers.push(retry, maintenance);
     this.kick();
-  }
-
-  health(): ComponentHealth {
-    return this.failure === undefined ? { ok: true } : { ok: false, reason: `audit copy to PostgreSQL failing: ${this.failure}` };
   }
 
   /** Resolves once this node's events up to `seq` are in the table; 503 after `timeoutMs`. */

@@ -24,13 +24,17 @@ export class MeteredKeystore implements Keystore {
     try {
       return call();
     } catch (err) {
-      // Authentication failures and destroyed material are the input's fault, not the HSM's.
-      const code = err instanceof KmsError ? err.code : 'INTERNAL';
-      if (code === 'UNAVAILABLE' || code === 'INTERNAL') this.metrics.hsmError(operation, code);
+      this.countHsmError(operation, err);
       throw err;
     } finally {
       this.metrics.keystoreCall(operation, algorithm, seconds(started));
     }
+  }
+
+  /** Authentication failures and destroyed material are the input's fault, not the HSM's. */
+  private countHsmError(operation: string, err: unknown): void {
+    const code = err instanceof KmsError ? err.code : 'INTERNAL';
+    if (code === 'UNAVAILABLE' || code === 'INTERNAL') this.metrics.hsmError(operation, code);
   }
 
   createVersionMaterial(versionId: string, algorithm: Algorithm): MaterialRef {
@@ -68,21 +72,23 @@ export class MeteredKeystore implements Keystore {
 
   auditAnchorStore(options: { allowCreate: boolean }): AuditAnchorStore {
     const anchors = this.inner.auditAnchorStore(options);
+    const behind = anchors.writeInBackground?.bind(anchors);
+    const settle = anchors.settle?.bind(anchors);
     return {
       description: anchors.description,
       read: () => this.timed('anchor-read', 'DATA', () => anchors.read()),
       write: (anchor) => this.timed('anchor-write', 'DATA', () => anchors.write(anchor)),
-      ...(anchors.writeInBackground !== undefined && anchors.settle !== undefined
+      ...(behind !== undefined && settle !== undefined
         ? {
-            writeInBackground: ((inner: NonNullable<AuditAnchorStore['writeInBackground']>) => (anchor: AuditAnchor, done: (err?: Error) => void) => {
+            writeInBackground: (anchor: AuditAnchor, done: (err?: Error) => void) => {
               const started = process.hrtime.bigint();
-              inner(anchor, (err) => {
+              behind(anchor, (err) => {
                 this.metrics.keystoreCall('anchor-write', 'DATA', seconds(started));
-                if (err !== undefined) this.metrics.hsmError('anchor-write', 'UNAVAILABLE');
+                if (err !== undefined) this.countHsmError('anchor-write', err);
                 done(err);
               });
-            })(anchors.writeInBackground.bind(anchors)),
-            settle: anchors.settle.bind(anchors),
+            },
+            settle,
           }
         : {}),
     };

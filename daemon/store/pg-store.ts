@@ -149,14 +149,8 @@ class PostgresStore implements PgStore {
   ) {
     this.logger = options.logger;
     this.lastSeen = rev;
-    const tables = emptyTables();
     for (const name of TABLE_NAMES) this.revs.set(name, new Map());
-    for (const row of rows) {
-      const table = tableName(row.tbl);
-      if (table === null || row.data === null) continue;
-      tables.get(table)?.set(row.id, row.data);
-      this.revs.get(table)?.set(row.id, row.rev);
-    }
+    const tables = tablesOfRows(rows, (table, row) => this.revs.get(table)?.set(row.id, row.rev));
     this.engine = new StateEngine(tables);
     this.pollTimer = setInterval(() => this.requestCatchUp(), options.pollIntervalMs ?? 1000);
     this.pollTimer.unref();
@@ -541,7 +535,18 @@ function tableName(tbl: string): TableName | null {
   return TABLES.has(tbl) ? (tbl as TableName) : null;
 }
 
-/** A short, operator-facing cause: the driver's code and message, never SQL text or parameters. */
+/** The model's tables from live records (others skipped), telling `each` about every row kept. */
+function tablesOfRows(rows: RecordRow[], each?: (table: TableName, row: RecordRow) => void): ReturnType<typeof emptyTables> {
+  const tables = emptyTables();
+  for (const row of rows) {
+    const table = tableName(row.tbl);
+    if (table === null || row.data === null) continue;
+    tables.get(table)?.set(row.id, row.data);
+    each?.(table, row);
+  }
+  return tables;
+}
+
 /**
  * The cluster's state read once, in one snapshot, without migrating, listening or writing
  * anything (for `kmsd hsm status` next to live nodes). Fails on a database kmsd never set up.
@@ -551,17 +556,13 @@ export async function readPgSnapshot(url: string): Promise<StateView> {
   await client.connect();
   try {
     const { rows } = await loadAll(client);
-    const tables = emptyTables();
-    for (const row of rows) {
-      const table = tableName(row.tbl);
-      if (table !== null && row.data !== null) tables.get(table)?.set(row.id, row.data);
-    }
-    return new StateEngine(tables).durable();
+    return new StateEngine(tablesOfRows(rows)).durable();
   } finally {
     await client.end().catch(() => undefined);
   }
 }
 
+/** A short, operator-facing cause: the driver's code and message, never SQL text or parameters. */
 export function describePgError(err: unknown): string {
   if (err instanceof Error) {
     const code = (err as { code?: unknown }).code;
