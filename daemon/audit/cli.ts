@@ -4,7 +4,7 @@
  * data dir, and open the keystore the way the daemon does (for SoftHSM2 the PIN file in the data
  * dir; two processes may open the same SoftHSM2 token) without allowing it to create anything.
  */
-import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -14,7 +14,7 @@ import { openConfiguredKeystore } from '../kmsd.js';
 import { SOFTHSM_FILES } from '../keystore/softhsm.js';
 import { LEGACY_AUDIT_LOG_FILE, LegacyChainChecker, readLinesSync } from './chain.js';
 import { parseBound, scanSegments, type ReadableSegment } from './query.js';
-import { auditDir, indexFileName, openIndex } from './segments.js';
+import { auditDir, dataExtent, indexFileName, openIndex } from './segments.js';
 import { listSegments } from './trail.js';
 import { verifyTrail } from './verify.js';
 import pg from 'pg';
@@ -257,7 +257,8 @@ async function exportEvents(config: KmsdConfig, values: ExportValues, io: AuditC
     const keyring = keystore.auditKeyring({ allowCreate: false });
     const dir = auditDir(dataDir);
     // Indexes are trusted only when their MAC checks; otherwise the segment is read whole.
-    const segments: ReadableSegment[] = listSegments(dir).map((name) => {
+    const segments: ReadableSegment[] = [];
+    for (const name of listSegments(dir)) {
       const path = join(dir, name.name);
       let index;
       try {
@@ -267,8 +268,16 @@ async function exportEvents(config: KmsdConfig, values: ExportValues, io: AuditC
       } catch {
         // no index (the active segment): read it whole
       }
-      return { path, name: name.name, end: statSync(path).size, index };
-    });
+      // The active segment's data ends where its zero-filled (preallocated) tail begins.
+      const reader = await open(path, 'r');
+      let end: number;
+      try {
+        end = (await dataExtent(reader)).end;
+      } finally {
+        await reader.close();
+      }
+      segments.push({ path, name: name.name, end, index });
+    }
     if (values.out !== undefined) out = await open(values.out, 'w', 0o600);
     let buffered: Buffer[] = [];
     let size = 0;

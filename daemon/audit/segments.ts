@@ -9,8 +9,10 @@
  *     seg-00000000000000000001.legacy.jsonl        a migrated pre-MAC audit.log (only ever first)
  *     prune-pending.json                           only between a prune record and its deletions
  *
- * The last segment is the active one (appended to); every other one is sealed (mode 0400) and
- * has an index. An index is the canonical JSON of a `SegmentIndex`, MACed under the audit key
+ * The last segment is the active one (written to); every other one is sealed (mode 0400) and
+ * has an index. The active segment is kept zero-filled ahead of its write position (trail.ts,
+ * "Preallocation"), so its data ends at its first NUL byte (no line contains one: canonical JSON
+ * escapes it); a sealed segment is cut to its data before its index is written. An index is the canonical JSON of a `SegmentIndex`, MACed under the audit key
  * like an event, so start-up can trust it without reading its segment, and `kmsd audit verify`
  * recomputes it from the segment to report any disagreement.
  */
@@ -273,6 +275,44 @@ export async function* readLines(handle: FileHandle, start: number, end: number,
   }
   const rest = splitter.end();
   if (rest !== undefined) yield rest;
+}
+
+/** Where a segment's data ends, and what follows it. */
+export interface DataExtent {
+  /** The first NUL byte, or the file's size: no line contains a NUL. */
+  end: number;
+  /** Bytes in the file (`end` plus the zero-filled tail and anything after it). */
+  size: number;
+  /** Whether something other than zeros follows `end`: a crash during an unacknowledged write. */
+  junkAfter: boolean;
+}
+
+/**
+ * Reads a segment from the start to find where its data ends (see the layout above); one chunk
+ * per `await`, and the chunks past the end are only compared with zeros.
+ */
+export async function dataExtent(handle: FileHandle): Promise<DataExtent> {
+  const size = (await handle.stat()).size;
+  const chunk = Buffer.allocUnsafe(READ_CHUNK_BYTES * 16);
+  const zeros = Buffer.alloc(chunk.length);
+  let end = size;
+  let junkAfter = false;
+  for (let position = 0; position < size && !junkAfter; ) {
+    const { bytesRead } = await handle.read(chunk, 0, Math.min(chunk.length, size - position), position);
+    if (bytesRead === 0) break;
+    const read = chunk.subarray(0, bytesRead);
+    let from = 0;
+    if (end === size) {
+      const nul = read.indexOf(0);
+      if (nul !== -1) {
+        end = position + nul;
+        from = nul;
+      } else from = bytesRead;
+    }
+    if (from < bytesRead && !read.subarray(from).equals(zeros.subarray(0, bytesRead - from))) junkAfter = true;
+    position += bytesRead;
+  }
+  return { end, size, junkAfter };
 }
 
 /** Opens a segment for reading; undefined when it has been pruned meanwhile. */

@@ -10,6 +10,17 @@
  * next batch: a new segment file is created (directory fsynced) and the old one's index is
  * written in the background, then retention runs.
  *
+ * Preallocation. Writing past a file's end makes every fdatasync commit a new size and new blocks
+ * through the filesystem journal; overwriting blocks that already exist only writes the data
+ * (measured here: 0.7–0.9 ms against 0.15–0.17 ms per 9 KB write+fdatasync on ext4). So the
+ * active segment is kept zero-filled up to `zeroAheadBytes` past the write position (or to
+ * `segmentBytes`), in chunks written and fsynced off the request path, and each batch is written
+ * at its position rather than appended (PostgreSQL's zero-filled WAL segments do the same). No
+ * line contains a NUL byte, so the data ends where the zeros begin (./segments.ts `dataExtent`);
+ * correctness never depends on the zeros being there (a batch past them extends the file, and its
+ * fdatasync commits that), and the writer never writes where a zero-fill is in flight. A sealed
+ * segment, and the active one at close, is cut back to its data.
+ *
  * Anchor. At most once per `anchorIntervalMs`, off the request path, the seq and MAC of the last
  * fsynced event are written to `keystore.auditAnchorStore` (a token object), and once more at
  * close. The anchor is never ahead of what is durable, so a crash or power loss never looks like a
@@ -23,7 +34,7 @@
  * `Audit.Recovered` system event; once that is fsynced the trail is healthy again.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { constants as fsConstants, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { chmod, open, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KmsError, invalidArgument } from '../domain/errors.js';
@@ -49,6 +60,7 @@ import {
   IndexBuilder,
   PRUNE_PENDING_FILE,
   auditDir,
+  dataExtent,
   indexFileName,
   indexedEventOf,
   openForReading,
@@ -84,21 +96,29 @@ export const CHAIN_KEY_MAX_EVENTS = 65_536;
 
 /** Segments one prune record may cover, so that its `details.segments` list stays bounded. */
 export const PRUNE_BATCH_SEGMENTS = 32;
-/** Bytes read from the end of the active segment at start-up to resume the chain. */
+/** Bytes read from the end of the active segment's data at start-up to resume the chain. */
 const TAIL_BYTES = 64 * 1024;
+/** Preallocation (see above): how far ahead of the write position the zeros reach by default… */
+export const ZERO_AHEAD_BYTES = 4 * MiB;
+/** …written in chunks of this size (the first chunk of a segment is smaller: the writer waits for it). */
+const ZERO_CHUNK_BYTES = MiB;
+const ZERO_FIRST_CHUNK_BYTES = 128 * 1024;
+/** After a zero-fill failed (ENOSPC…), the next one waits this long (the writer does not need it). */
+const ZERO_RETRY_MS = 60_000;
 
 /** The write handle of the active segment: what the writer needs of a `FileHandle` (a test seam). */
 export interface AuditFileHandle {
-  write(buffer: Buffer, offset: number, length: number): Promise<{ bytesWritten: number }>;
+  /** Writes at `position` (the file is not opened for appending: see "Preallocation"). */
+  write(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesWritten: number }>;
   datasync(): Promise<void>;
   truncate(length: number): Promise<void>;
   close(): Promise<void>;
 }
 
-/** Opens the active segment for appending; tests pass one that injects ENOSPC, EIO… */
+/** Opens (creating) the active segment for writing; tests pass one that injects ENOSPC, EIO… */
 export type OpenSegmentFile = (path: string) => Promise<AuditFileHandle>;
 
-const openForAppend: OpenSegmentFile = (path) => open(path, 'a', 0o600);
+const openForWriting: OpenSegmentFile = (path) => open(path, fsConstants.O_WRONLY | fsConstants.O_CREAT, 0o600);
 
 export interface AuditTrailOptions {
   /** Holds the MAC key and the head anchor. */
@@ -124,6 +144,8 @@ export interface AuditTrailOptions {
   maintenanceIntervalMs?: number;
   /** Events one chain key MACs at most (default CHAIN_KEY_MAX_EVENTS). */
   chainKeyMaxEvents?: number;
+  /** Zeros kept ahead of the write position (default ZERO_AHEAD_BYTES; 0: none, every batch appends). */
+  zeroAheadBytes?: number;
 }
 
 /** A segment in memory: its name and what is known of its content. */
@@ -136,6 +158,14 @@ class Segment {
   bytes: number;
   /** Whether `index` is on disk. */
   persisted = false;
+  /** The file holds zeros from `bytes` up to here, fsynced: a batch below it overwrites in place. */
+  zeroedTo: number;
+  /** The zero-fill in flight, [from, to); `done` never rejects. */
+  zeroing: { from: number; to: number; done: Promise<void> } | undefined;
+  /** End of what the writer is writing or about to write: a zero-fill starts past it. */
+  claimed: number;
+  /** Bumped when the file is cut back to `bytes`: a zero-fill started before does not count. */
+  cuts = 0;
   private catchingUp: Promise<void> = Promise.resolve();
 
   constructor(
@@ -144,6 +174,41 @@ class Segment {
     bytes: number,
   ) {
     this.bytes = bytes;
+    this.zeroedTo = bytes;
+    this.claimed = bytes;
+  }
+
+  /** Claims [bytes, end) for the writer: waits while a zero-fill in flight overlaps it. */
+  async claim(end: number): Promise<void> {
+    this.claimed = Math.max(this.claimed, end);
+    while (this.zeroing !== undefined && this.zeroing.from < end) await this.zeroing.done;
+  }
+
+  /** The file is being cut back to `bytes` (a failed write): forget what was preallocated. */
+  cut(): void {
+    this.cuts++;
+    this.zeroedTo = this.bytes;
+    this.claimed = this.bytes;
+  }
+
+  /** Waits for the zero-fill in flight (none starts meanwhile where this is called). */
+  async settleZeroing(): Promise<void> {
+    while (this.zeroing !== undefined) await this.zeroing.done;
+  }
+
+  /** Cuts the file back to its data (the zero-filled tail): before sealing, and at close. */
+  async cutToData(): Promise<void> {
+    await this.settleZeroing();
+    const handle = await open(this.path, fsConstants.O_WRONLY);
+    try {
+      if ((await handle.stat()).size > this.bytes) {
+        await handle.truncate(this.bytes);
+        await handle.sync();
+      }
+    } finally {
+      await handle.close();
+    }
+    this.zeroedTo = this.bytes;
   }
 
   current(): SegmentIndex | undefined {
@@ -264,7 +329,7 @@ export async function openAuditLog(dataDir: string, options: AuditTrailOptions):
   }
   if (previous !== undefined) start = previous;
 
-  const openSegmentFile = options.openSegmentFile ?? openForAppend;
+  const openSegmentFile = options.openSegmentFile ?? openForWriting;
   let active: Segment;
   let handle: AuditFileHandle | undefined;
   let head: Head;
@@ -365,7 +430,20 @@ async function loadSealed(dir: string, name: SegmentName, keyring: AuditKeyring,
     why = `it has no index (a crash right after it was sealed)`;
   }
   segment.builder = new IndexBuilder(name);
-  const size = statSync(segment.path).size;
+  // Sealed but not yet cut back to its data (see "Preallocation"): cut the zero-filled tail now.
+  const reader = await open(segment.path, 'r');
+  let extent: Awaited<ReturnType<typeof dataExtent>>;
+  try {
+    extent = await dataExtent(reader);
+  } finally {
+    await reader.close();
+  }
+  const size = extent.end;
+  if (extent.junkAfter) throw corrupt(segment.path, `byte ${size}`, 'a sealed segment has data after a run of zero bytes');
+  if (extent.size > size) {
+    segment.bytes = size;
+    await segment.cutToData();
+  }
   await segment.catchUp(size);
   const builder = segment.builder;
   if (builder.bytes !== size) throw corrupt(segment.path, builder.events + 1, 'a sealed segment ends in an incomplete line');
@@ -411,11 +489,14 @@ async function resumeActive(
   const reader = await open(path, 'r');
   let cutAt: number;
   let size: number;
+  let extent: Awaited<ReturnType<typeof dataExtent>>;
   let head: Head;
   let firstTimeMs: number | undefined;
   let repairReason: string | undefined;
   try {
-    size = (await reader.stat()).size;
+    // The data ends where the zero-filled tail begins (see "Preallocation").
+    extent = await dataExtent(reader);
+    size = extent.end;
     const tailStart = Math.max(0, size - TAIL_BYTES);
     const tail = await readRange(reader, tailStart, size);
     const splitter = new LineSplitter(tailStart);
@@ -490,7 +571,9 @@ async function resumeActive(
   } finally {
     await reader.close();
   }
-  if (cutAt < size) {
+  // Only zeros after the last line: the preallocated tail, kept. Anything else is cut.
+  const torn = cutAt < size || extent.junkAfter;
+  if (torn) {
     const handle = await openSegmentFile(path);
     try {
       await handle.truncate(cutAt);
@@ -498,12 +581,14 @@ async function resumeActive(
     } finally {
       await handle.close();
     }
+    const why = repairReason ?? (extent.junkAfter ? 'bytes after a run of zeros' : 'torn write');
     logger?.warn(
-      `audit segment ${path}: removed ${size - cutAt} bytes at its end (${repairReason ?? 'torn write'}), left by a crash during a write ` +
+      `audit segment ${path}: removed ${extent.size - cutAt} bytes at its end (${why}), left by a crash during a write ` +
         `that was never acknowledged; the trail continues after event ${head.seq}`,
     );
   }
   const segment = new Segment(name, path, cutAt);
+  if (!torn) segment.zeroedTo = extent.size;
   segment.builder = new IndexBuilder(name);
   return { segment, handle: undefined, head, firstTimeMs };
 }
@@ -612,7 +697,7 @@ export class SegmentedAuditLog implements AuditLog {
     this.segmentMaxAgeMs = options.segmentMaxAgeMs ?? AUDIT_DEFAULTS.segmentMaxAgeMs;
     this.retentionMs = options.retentionMs ?? AUDIT_DEFAULTS.retentionMs;
     this.maxTotalBytes = options.maxTotalBytes ?? AUDIT_DEFAULTS.maxTotalBytes;
-    this.openSegmentFile = options.openSegmentFile ?? openForAppend;
+    this.openSegmentFile = options.openSegmentFile ?? openForWriting;
   }
 
   /** Where the trail lives, for messages. */
@@ -738,6 +823,9 @@ export class SegmentedAuditLog implements AuditLog {
       this.writeAnchor();
       await this.handle?.close();
       this.handle = undefined;
+      // A clean shutdown leaves no zero-filled tail (a crash does; start-up finds the data's end).
+      // Not possible on a read-only or full file system: harmless, start-up cuts it then.
+      await this.active.cutToData().catch(() => undefined);
     })();
     return this.closing;
   }
@@ -795,11 +883,13 @@ export class SegmentedAuditLog implements AuditLog {
           this.pendingFirstSeq = headOfLine(rest[0] as string).seq;
         } else this.pending = [];
         started = process.hrtime.bigint();
+        const position = this.active.bytes;
+        await this.active.claim(position + bytes.length);
         this.handle ??= await this.openSegmentFile(this.active.path);
         const handle = this.handle;
         let written = 0;
         while (written < bytes.length) {
-          const { bytesWritten } = await handle.write(bytes, written, bytes.length - written);
+          const { bytesWritten } = await handle.write(bytes, written, bytes.length - written, position + written);
           written += bytesWritten;
         }
       } catch (err) {
@@ -815,6 +905,7 @@ export class SegmentedAuditLog implements AuditLog {
       this.active.bytes += bytes.length;
       this.durable = batchHead;
       this.options.metrics?.auditFlushed(Number(process.hrtime.bigint() - started) / 1e9, batch.length);
+      this.zeroAhead();
       const still: FlushWaiter[] = [];
       for (const waiter of this.waiters) {
         if (waiter.seq <= this.durable.seq) waiter.resolve();
@@ -859,6 +950,7 @@ export class SegmentedAuditLog implements AuditLog {
     this.active = next;
     this.handle = handle;
     this.activeCreatedMs = this.now().getTime();
+    this.zeroAhead();
     await oldHandle?.close();
     const sealing = this.seal(old).finally(() => this.sealing.delete(sealing));
     this.sealing.add(sealing);
@@ -873,6 +965,7 @@ export class SegmentedAuditLog implements AuditLog {
         segment.index = builder.snapshot();
         segment.builder = undefined;
       }
+      await segment.cutToData();
       await writeIndex(this.dir, segment, this.keyring);
       await chmod(segment.path, 0o400);
     } catch (err) {
@@ -906,7 +999,11 @@ export class SegmentedAuditLog implements AuditLog {
     // a file open for writing: the directory can be remounted meanwhile.)
     const handle = this.handle;
     this.handle = undefined;
-    await handle?.truncate(this.active.bytes).catch(() => undefined);
+    // (A zero-fill in flight may finish after the cut: zeros past it, harmless; it no longer
+    // counts as preallocated, and `heal` waits for it before writing where it writes.)
+    const active = this.active;
+    active.cut();
+    await handle?.truncate(active.bytes).catch(() => undefined);
     await handle?.close().catch(() => undefined);
     this.retryTimer ??= setInterval(() => void this.heal(), this.options.retryIntervalMs ?? 1000);
     this.retryTimer.unref();
@@ -935,9 +1032,11 @@ export class SegmentedAuditLog implements AuditLog {
       const unmacced = canonicalJson({ ...fields, seq, prev: this.durable.mac });
       const mac = macOf(this.keyring, unmacced);
       const bytes = Buffer.from(`${lineWithMac(unmacced, mac)}\n`, 'utf8');
+      const position = this.active.bytes;
+      await this.active.claim(position + bytes.length);
       let written = 0;
       try {
-        while (written < bytes.length) written += (await handle.write(bytes, written, bytes.length - written)).bytesWritten;
+        while (written < bytes.length) written += (await handle.write(bytes, written, bytes.length - written, position + written)).bytesWritten;
         await handle.datasync();
       } catch (err) {
         // Reopened by the next retry: never fsync a handle again after it failed (see `fail`).
@@ -958,6 +1057,7 @@ export class SegmentedAuditLog implements AuditLog {
       this.durableListener?.(this.durable.seq);
       if (this.retryTimer !== undefined) clearInterval(this.retryTimer);
       this.retryTimer = undefined;
+      this.zeroAhead();
     } catch (err) {
       this.failure = writeFailure('audit trail', err);
     } finally {
@@ -965,10 +1065,50 @@ export class SegmentedAuditLog implements AuditLog {
     }
   }
 
+  // ---- preallocation ----
+
+  private zeroRetryAtMs = 0;
+
+  /** Starts the next zero-fill of the active segment if the zeros are less than `zeroAheadBytes` ahead. */
+  private zeroAhead(): void {
+    const segment = this.active;
+    const ahead = this.options.zeroAheadBytes ?? ZERO_AHEAD_BYTES;
+    if (ahead <= 0 || segment.zeroing !== undefined || this.failure !== undefined || this.closing !== undefined) return;
+    if (this.zeroRetryAtMs > 0 && Date.now() < this.zeroRetryAtMs) return;
+    const from = Math.max(segment.zeroedTo, segment.claimed, segment.bytes);
+    const limit = Math.min(this.segmentBytes, segment.bytes + ahead);
+    if (from >= limit) return;
+    const to = Math.min(limit, from + (from === 0 ? ZERO_FIRST_CHUNK_BYTES : ZERO_CHUNK_BYTES));
+    const cuts = segment.cuts;
+    const done = zeroFill(segment.path, from, to).then(
+      () => {
+        if (segment.cuts === cuts) segment.zeroedTo = to;
+        this.zeroRetryAtMs = 0;
+      },
+      (err: unknown) => {
+        if (this.zeroRetryAtMs === 0) {
+          this.options.logger?.warn(
+            `audit segment ${segment.path}: cannot zero-fill ahead of the writer (${(err as Error).message}); events are appended meanwhile (slower fsyncs), retrying in ${ZERO_RETRY_MS / 1000} s`,
+          );
+        }
+        this.zeroRetryAtMs = Date.now() + ZERO_RETRY_MS;
+      },
+    );
+    segment.zeroing = {
+      from,
+      to,
+      done: done.finally(() => {
+        segment.zeroing = undefined;
+        if (segment === this.active) this.zeroAhead();
+      }),
+    };
+  }
+
   // ---- anchor ----
 
   startTimers(): void {
     this.anchoring = true;
+    this.zeroAhead();
     const anchor = setInterval(() => this.writeAnchorBehind(), this.options.anchorIntervalMs ?? 1000);
     const maintenance = setInterval(() => void this.maintain(), this.options.maintenanceIntervalMs ?? 60_000);
     anchor.unref();
@@ -1085,6 +1225,7 @@ export class SegmentedAuditLog implements AuditLog {
     for (const segment of this.segments) {
       if (segment === this.active || segment.persisted || segment.index === undefined) continue;
       try {
+        await segment.cutToData();
         await writeIndex(this.dir, segment, this.keyring);
         await chmod(segment.path, 0o400);
       } catch (err) {
@@ -1165,6 +1306,23 @@ export class SegmentedAuditLog implements AuditLog {
       total -= segment.bytes;
     }
     return { segments, reason };
+  }
+}
+
+let zeros: Buffer | undefined;
+
+/** Writes zeros over [from, to) of `path` and fdatasyncs them (one preallocation chunk). */
+async function zeroFill(path: string, from: number, to: number): Promise<void> {
+  zeros ??= Buffer.alloc(ZERO_CHUNK_BYTES);
+  const handle = await open(path, fsConstants.O_WRONLY);
+  try {
+    for (let position = from; position < to; ) {
+      const { bytesWritten } = await handle.write(zeros, 0, Math.min(zeros.length, to - position), position);
+      position += bytesWritten;
+    }
+    await handle.datasync();
+  } finally {
+    await handle.close();
   }
 }
 

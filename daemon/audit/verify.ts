@@ -24,6 +24,7 @@ import {
   indexedEventOf,
   openIndex,
   parseIndexName,
+  dataExtent,
   readLines,
   type SegmentName,
 } from './segments.js';
@@ -90,7 +91,13 @@ export async function verifyTrail(dataDir: string, keyring: AuditKeyring, anchor
     const walk = async (): Promise<void> => {
       const handle = await open(path, 'r');
       try {
-        const size = (await handle.stat()).size;
+        // The data ends where a zero-filled (preallocated) tail begins.
+        const extent = await dataExtent(handle);
+        const size = extent.end;
+        if (offset === 0 && extent.junkAfter) {
+          if (isLast) notes.push(`${name.name} has bytes after a zero-filled gap at byte ${size} (torn by a crash during a write; never acknowledged, kmsd cuts them at start)`);
+          else find({ segment: name.name, reason: `data after a run of zero bytes at byte ${size} in a sealed segment` });
+        }
         for await (const raw of readLines(handle, offset, size)) {
           if (!raw.terminated) {
             if (isLast) notes.push(`${name.name} line ${lineNumber + 1} is incomplete (a write in progress, or torn by a crash; never acknowledged, kmsd cuts it at start)`);

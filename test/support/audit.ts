@@ -11,10 +11,17 @@ export function segmentPaths(dataDir: string): string[] {
   return listSegments(auditDir(dataDir)).map((s) => join(auditDir(dataDir), s.name));
 }
 
+/** A segment's text up to its data's end (the active one has a zero-filled tail). */
+export function segmentText(path: string): string {
+  const text = readFileSync(path, 'utf8');
+  const end = text.indexOf('\0');
+  return end === -1 ? text : text.slice(0, end);
+}
+
 /** Complete lines of every segment, oldest first (a torn last line is left out). */
 export function trailLines(dataDir: string): string[] {
   return segmentPaths(dataDir).flatMap((path) => {
-    const text = readFileSync(path, 'utf8');
+    const text = segmentText(path);
     const complete = text.slice(0, text.lastIndexOf('\n') + 1);
     return complete === '' ? [] : complete.slice(0, -1).split('\n');
   });

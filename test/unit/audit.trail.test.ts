@@ -4,7 +4,7 @@
  */
 import { describe, it, expect } from '@jest/globals';
 import { createHmac } from 'node:crypto';
-import { appendFileSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, constants, copyFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +15,7 @@ import { verifyTrail } from '../../daemon/audit/verify.js';
 import { KmsError } from '../../daemon/domain/errors.js';
 import type { AuditEvent, ChainedAuditEvent } from '../../daemon/domain/ports.js';
 import { SOFTWARE_AUDIT_KEY_FILE, openSoftwareKeystore } from '../../daemon/keystore/software.js';
-import { readTrailEvents, segmentPaths, trailLines } from '../support/audit.js';
+import { readTrailEvents, segmentPaths, segmentText, trailLines } from '../support/audit.js';
 
 function tempDataDir(): string {
   return mkdtempSync(join(tmpdir(), 'kms-trail-'));
@@ -467,8 +467,10 @@ describe('start-up: repair, refusal and the anchor', () => {
   it.each([
     ['half a line without newline', (extra: string) => extra.slice(0, 40), /its last line has no trailing newline/],
     ['a complete line that lost only its newline', (extra: string) => extra.trimEnd(), /its last line has no trailing newline/],
-    ['a terminated line of garbage (zeros after power loss)', () => '\0\0\0\0\n', /its last line is not JSON/],
-    ['garbage and a fragment', () => '\0\0\0\n{"seq":', /its last line is not JSON/],
+    ['a terminated line of garbage', () => 'x\0\0\0\n', /removed 5 bytes at its end \(its last line has no trailing newline\)/],
+    ['zeros, then a line (power loss during an unacknowledged write)', () => '\0\0\0\0\n', /removed 5 bytes at its end \(bytes after a run of zeros\)/],
+    ['garbage and a fragment', () => '\0\0\0\n{"seq":', /removed 11 bytes at its end \(bytes after a run of zeros\)/],
+    ['a line that is not JSON', () => '{"seq":4,\n', /its last line is not JSON/],
   ])('cuts a torn last line with a warning: %s', async (_name, tear, warning) => {
     const { dataDir, segment, text } = await goodTrail(3);
     const lines = text.split('\n');
@@ -477,7 +479,7 @@ describe('start-up: repair, refusal and the anchor', () => {
     const log = await openTrail(dataDir, { logger });
     expect(messages).toEqual([expect.stringMatching(warning)]);
     expect(messages[0]).toMatch(/never acknowledged; the trail continues after event 3/);
-    expect(readFileSync(segment, 'utf8')).toBe(text);
+    expect(segmentText(segment)).toBe(text);
     log.append(event(4, { requestId: 'after-repair' }));
     await log.close();
     expect(await verify(dataDir)).toMatchObject({ ok: true, events: 4 });
@@ -586,6 +588,112 @@ describe('start-up: repair, refusal and the anchor', () => {
   });
 });
 
+describe('preallocation (the active segment is zero-filled ahead of the writer)', () => {
+  const sizeOf = (path: string) => statSync(path).size;
+
+  it('writes in place ahead of a zero-filled tail, and a clean close cuts the tail', async () => {
+    const { dataDir, log } = await trailWith(3);
+    const [segment] = segmentPaths(dataDir);
+    const data = Buffer.byteLength(segmentText(segment!));
+    await waitFor(() => sizeOf(segment!) > data, 'the zero-fill');
+    const bytes = readFileSync(segment!);
+    expect(bytes.subarray(data).every((b) => b === 0)).toBe(true);
+    // More events land where the data ends, not after the zeros.
+    for (let n = 4; n <= 50; n++) log.append(event(n));
+    await log.flush();
+    expect(readTrailEvents(dataDir).map((e) => e.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    expect((await log.query({})).events).toHaveLength(50);
+    expect(await verify(dataDir)).toMatchObject({ ok: true, events: 50 });
+    await log.close();
+    expect(sizeOf(segment!)).toBe(Buffer.byteLength(segmentText(segment!)));
+    expect(readFileSync(segment!).includes(0)).toBe(false);
+  });
+
+  it('never zero-fills past segmentBytes, and a sealed segment is cut back to its data before its index', async () => {
+    const { dataDir, log } = await trailWith(40, { segmentBytes: 4096 });
+    await log.idle();
+    const paths = segmentPaths(dataDir);
+    expect(paths.length).toBeGreaterThan(2);
+    for (const path of paths.slice(0, -1)) {
+      expect(readFileSync(path).includes(0)).toBe(false);
+      expect(statSync(path).mode & 0o777).toBe(0o400);
+    }
+    await waitFor(() => sizeOf(paths.at(-1)!) === 4096, 'the zero-fill of the active segment');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(sizeOf(paths.at(-1)!)).toBe(4096);
+    await log.close();
+    expect(await verify(dataDir)).toMatchObject({ ok: true, events: 40 });
+  });
+
+  it('zeroAheadBytes: 0 appends as before: the file is exactly its data', async () => {
+    const { dataDir, log } = await trailWith(5, { zeroAheadBytes: 0 });
+    const [segment] = segmentPaths(dataDir);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(readFileSync(segment!).includes(0)).toBe(false);
+    await log.close();
+  });
+
+  it('after a crash (the files as kill -9 leaves them) resumes at the end of the data, keeping the zeros, with no warning', async () => {
+    const { dataDir, log } = await trailWith(5);
+    const [segment] = segmentPaths(dataDir);
+    await waitFor(() => sizeOf(segment!) > Buffer.byteLength(segmentText(segment!)), 'the zero-fill');
+    await log.idle();
+    // A copy taken while the trail is open is what a crash leaves behind.
+    const crashed = tempDataDir();
+    cpSync(dataDir, crashed, { recursive: true });
+    await log.close();
+    const size = sizeOf(join(crashed, 'audit', 'seg-00000000000000000001.jsonl'));
+    const { messages, logger } = warnings();
+    const resumed = await openTrail(crashed, { logger });
+    expect(messages).toEqual([]);
+    const copied = join(crashed, 'audit', 'seg-00000000000000000001.jsonl');
+    expect(sizeOf(copied)).toBeGreaterThanOrEqual(size);
+    resumed.append(event(6));
+    await resumed.flush();
+    expect(readTrailEvents(crashed).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(await verify(crashed)).toMatchObject({ ok: true, events: 6 });
+    await resumed.close();
+    expect(await verify(crashed)).toMatchObject({ ok: true, events: 6 });
+  });
+
+  it('after power loss during an unacknowledged batch (a torn line, zeros, then a later page of it) cuts it all with a warning', async () => {
+    const { dataDir, log } = await trailWith(3);
+    await log.close();
+    const [segment] = segmentPaths(dataDir);
+    const text = segmentText(segment!);
+    const next = `${text.split('\n')[2]!.replace('"seq":3', '"seq":4')}\n`;
+    // The batch's first page reached the disk, its second did not (zeros), its third did.
+    appendFileSync(segment!, Buffer.concat([Buffer.from(next.slice(0, 30)), Buffer.alloc(4096), Buffer.from(next), Buffer.alloc(8192)]));
+    expect(await verify(dataDir)).toMatchObject({ ok: true, events: 3, notes: expect.arrayContaining([expect.stringMatching(/bytes after a zero-filled gap/)]) });
+    const { messages, logger } = warnings();
+    const resumed = await openTrail(dataDir, { logger });
+    expect(messages).toEqual([expect.stringMatching(/removed \d+ bytes at its end \(its last line has no trailing newline\).*never acknowledged; the trail continues after event 3/)]);
+    expect(segmentText(segment!)).toBe(text);
+    resumed.append(event(4));
+    await resumed.close();
+    expect(await verify(dataDir)).toMatchObject({ ok: true, events: 4 });
+  });
+
+  it('a segment sealed by a crash before it was cut back to its data is cut and indexed at start-up; data after zeros there is corruption', async () => {
+    const { dataDir, log } = await trailWith(40, { segmentBytes: 4096 });
+    await log.close();
+    const [first] = segmentPaths(dataDir);
+    rmSync(first!.replace('.jsonl', '.idx.json'));
+    const data = readFileSync(first!);
+    chmodSync(first!, 0o600);
+    appendFileSync(first!, Buffer.alloc(3000));
+    const { messages, logger } = warnings();
+    await (await openTrail(dataDir, { logger, segmentBytes: 4096 })).close();
+    expect(messages).toEqual([expect.stringMatching(/no index .*rebuilt the index/)]);
+    expect(readFileSync(first!).equals(data)).toBe(true);
+    expect(await verify(dataDir)).toMatchObject({ ok: true, events: 40 });
+
+    rmSync(first!.replace('.jsonl', '.idx.json'));
+    appendFileSync(first!, Buffer.concat([Buffer.alloc(100), Buffer.from('{"seq":1}\n')]));
+    await expect(openTrail(dataDir, { segmentBytes: 4096 })).rejects.toThrow(/corrupt at line byte \d+: a sealed segment has data after a run of zero bytes/);
+  });
+});
+
 describe('write faults', () => {
   /** Wraps real file handles; `faults` says which call fails next and how. */
   function faultyFiles() {
@@ -593,16 +701,16 @@ describe('write faults', () => {
     let opens = 0;
     const openSegmentFile = async (path: string): Promise<AuditFileHandle> => {
       opens++;
-      const real = await open(path, 'a', 0o600);
+      const real = await open(path, constants.O_WRONLY | constants.O_CREAT, 0o600);
       const errno = (code: string, syscall: string) => Object.assign(new Error(`${code}: injected, ${syscall}`), { code, syscall });
       return {
-        write: async (buffer, offset, length) => {
+        write: async (buffer, offset, length, position) => {
           const code = faults.write;
           if (code !== undefined) {
-            if (faults.partial === true) await real.write(buffer, offset, Math.floor(length / 2));
+            if (faults.partial === true) await real.write(buffer, offset, Math.floor(length / 2), position);
             throw errno(code, 'write');
           }
-          return real.write(buffer, offset, length);
+          return real.write(buffer, offset, length, position);
         },
         datasync: async () => {
           const code = faults.datasync;
@@ -675,9 +783,9 @@ describe('write faults', () => {
     const { dataDir, log } = await trailWith(3, { anchorIntervalMs: 10 });
     await waitFor(() => anchorOf(dataDir).seq === 3, 'the anchor');
     const [segment] = segmentPaths(dataDir);
+    await log.close();
     // A batch that never reached the disk whole: appended bytes, no newline.
     appendFileSync(segment!, '{"folderId":"x"');
-    await log.close();
     const { messages, logger } = warnings();
     await (await openTrail(dataDir, { logger })).close();
     expect(messages).toEqual([expect.stringMatching(/removed 15 bytes at its end/)]);
