@@ -1069,16 +1069,18 @@ export class SegmentedAuditLog implements AuditLog {
 
   private zeroRetryAtMs = 0;
 
-  /** Starts the next zero-fill of the active segment if the zeros are less than `zeroAheadBytes` ahead. */
+  /** Starts the next zero-fill of the active segment if the zeros reach less than `zeroAheadBytes` ahead. */
   private zeroAhead(): void {
     const segment = this.active;
     const ahead = this.options.zeroAheadBytes ?? ZERO_AHEAD_BYTES;
     if (ahead <= 0 || segment.zeroing !== undefined || this.failure !== undefined || this.closing !== undefined) return;
     if (this.zeroRetryAtMs > 0 && Date.now() < this.zeroRetryAtMs) return;
     const from = Math.max(segment.zeroedTo, segment.claimed, segment.bytes);
-    const limit = Math.min(this.segmentBytes, segment.bytes + ahead);
-    if (from >= limit) return;
-    const to = Math.min(limit, from + (from === 0 ? ZERO_FIRST_CHUNK_BYTES : ZERO_CHUNK_BYTES));
+    const chunk = Math.min(from === 0 ? ZERO_FIRST_CHUNK_BYTES : ZERO_CHUNK_BYTES, ahead);
+    // Whole chunks only, once the zeros reach less than a chunk short of `ahead`: one fill per
+    // chunk of events, not one per batch.
+    if (from >= this.segmentBytes || from - segment.bytes > ahead - chunk) return;
+    const to = Math.min(this.segmentBytes, from + chunk);
     const cuts = segment.cuts;
     const done = zeroFill(segment.path, from, to).then(
       () => {
