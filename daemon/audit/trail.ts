@@ -1082,7 +1082,7 @@ export class SegmentedAuditLog implements AuditLog {
     if (from >= this.segmentBytes || from - segment.bytes > ahead - chunk) return;
     const to = Math.min(this.segmentBytes, from + chunk);
     const cuts = segment.cuts;
-    const done = zeroFill(segment.path, from, to).then(
+    const done = zeroFill(this.openSegmentFile, segment.path, from, to).then(
       () => {
         if (segment.cuts === cuts) segment.zeroedTo = to;
         this.zeroRetryAtMs = 0;
@@ -1314,9 +1314,9 @@ export class SegmentedAuditLog implements AuditLog {
 let zeros: Buffer | undefined;
 
 /** Writes zeros over [from, to) of `path` and fdatasyncs them (one preallocation chunk). */
-async function zeroFill(path: string, from: number, to: number): Promise<void> {
+async function zeroFill(openSegmentFile: OpenSegmentFile, path: string, from: number, to: number): Promise<void> {
   zeros ??= Buffer.alloc(ZERO_CHUNK_BYTES);
-  const handle = await open(path, fsConstants.O_WRONLY);
+  const handle = await openSegmentFile(path);
   try {
     for (let position = from; position < to; ) {
       const { bytesWritten } = await handle.write(zeros, 0, Math.min(zeros.length, to - position), position);

@@ -695,6 +695,39 @@ describe('preallocation (the active segment is zero-filled ahead of the writer)'
 });
 
 describe('write faults', () => {
+  it('a zero-fill that fails (a full disk) is a warning, retried later: events are appended meanwhile, durable and chained', async () => {
+    const { messages, logger } = warnings();
+    let refused = 0;
+    const openSegmentFile = async (path: string): Promise<AuditFileHandle> => {
+      const real = await open(path, constants.O_WRONLY | constants.O_CREAT, 0o600);
+      return {
+        write: async (buffer, offset, length, position) => {
+          // The zero-fill writes zeros; the writer never does.
+          if (buffer.subarray(offset, offset + length).every((b) => b === 0)) {
+            refused++;
+            throw Object.assign(new Error('ENOSPC: injected, write'), { code: 'ENOSPC', syscall: 'write' });
+          }
+          return real.write(buffer, offset, length, position);
+        },
+        datasync: () => real.datasync(),
+        truncate: (length) => real.truncate(length),
+        close: () => real.close(),
+      };
+    };
+    const { dataDir, log } = await trailWith(3, { openSegmentFile, logger });
+    for (let n = 4; n <= 30; n++) {
+      log.append(event(n));
+      await log.flush();
+    }
+    expect(log.health()).toEqual({ ok: true });
+    expect(refused).toBe(1); // not retried per batch
+    expect(messages).toEqual([expect.stringMatching(/cannot zero-fill ahead of the writer \(ENOSPC: injected, write\); events are appended meanwhile .*retrying in 60 s/)]);
+    const [segment] = segmentPaths(dataDir);
+    expect(readFileSync(segment!).includes(0)).toBe(false);
+    await log.close();
+    expect(await verify(dataDir)).toMatchObject({ ok: true, events: 30 });
+  });
+
   /** Wraps real file handles; `faults` says which call fails next and how. */
   function faultyFiles() {
     const faults: { write?: string; partial?: boolean; datasync?: string } = {};
