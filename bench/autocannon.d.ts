@@ -24,8 +24,6 @@ declare module 'autocannon' {
     duration?: number;
     amount?: number;
     timeout?: number;
-    overallRate?: number;
-    ignoreCoordinatedOmission?: boolean;
   }
   interface Result {
     duration: number;

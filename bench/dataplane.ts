@@ -8,7 +8,8 @@
  * pinned to CPU 1, when taskset and two cores are there.
  *
  * Per target, operation and size: `runs` peak runs (ops/s, p50 and p99 latency at peak), then
- * `runs` runs at a fixed rate of half the median peak (autocannon overallRate) for p99 there.
+ * `runs` runs at a fixed rate of half the median peak with evenly spaced arrivals, each request
+ * timed from when it was due (bench/paced.ts), for p50 and p99 there.
  */
 import autocannon from 'autocannon';
 import { spawn } from 'node:child_process';
@@ -22,6 +23,7 @@ import { startBenchDaemon, stopChild } from './kmsd.js';
 import { ensureLocalKms, startLocalKms, trent, type LocalKmsBinary } from './local-kms.js';
 import { REPO_ROOT } from './paths.js';
 import { figure, type Figure } from './stats.js';
+import { pacedLoad } from './paced.js';
 import { pinProcess } from './system.js';
 import { summarizeMetrics, type MetricsSummary } from './metrics-scrape.js';
 import { ensureVault, startVault, VAULT_AUDIT_TARGET, VAULT_KEY, VAULT_TARGET, type VaultBinary } from './vault.js';
@@ -59,6 +61,7 @@ export interface DataPlaneCase {
   /** The fixed rate: half the median peak. */
   halfRate: number;
   achievedOpsPerSecondAtHalfRate: Figure;
+  p50MsAtHalfRate: Figure;
   p99MsAtHalfRate: Figure;
   /** Non-2xx answers, socket errors and timeouts over all runs of the case (should be 0). */
   failures: number;
@@ -230,7 +233,7 @@ interface LoadRun {
   failures: number;
 }
 
-async function load(shape: RequestShape, connections: number, seconds: number, overallRate?: number): Promise<LoadRun> {
+async function load(shape: RequestShape, connections: number, seconds: number): Promise<LoadRun> {
   const result = await autocannon({
     url: shape.url,
     method: 'POST',
@@ -239,9 +242,6 @@ async function load(shape: RequestShape, connections: number, seconds: number, o
     connections,
     duration: seconds,
     timeout: 10,
-    // autocannon's coordinated-omission correction assumes an interval of ceil(1/rate) ms per
-    // connection (always 1 ms), which adds invented samples to every request slower than 1 ms.
-    ...(overallRate !== undefined ? { overallRate, ignoreCoordinatedOmission: true } : {}),
   });
   return {
     opsPerSecond: result['2xx'] / result.duration,
@@ -260,7 +260,9 @@ async function benchCase(target: Target, operation: Operation, size: number, opt
   const peak = figure(peaks.map((r) => r.opsPerSecond));
   const halfRate = Math.max(1, Math.round(peak.median / 2));
   const rated: LoadRun[] = [];
-  for (let run = 0; run < options.runs; run++) rated.push(await load(shape, options.connections, options.rateSeconds, halfRate));
+  for (let run = 0; run < options.runs; run++) {
+    rated.push(await pacedLoad(shape, { rate: halfRate, seconds: options.rateSeconds, connections: options.connections, timeoutMs: 10000 }));
+  }
   const result: DataPlaneCase = {
     target: target.name,
     operation,
@@ -270,12 +272,13 @@ async function benchCase(target: Target, operation: Operation, size: number, opt
     p99MsAtPeak: figure(peaks.map((r) => r.p99Ms)),
     halfRate,
     achievedOpsPerSecondAtHalfRate: figure(rated.map((r) => r.opsPerSecond)),
+    p50MsAtHalfRate: figure(rated.map((r) => r.p50Ms)),
     p99MsAtHalfRate: figure(rated.map((r) => r.p99Ms)),
     failures: [...peaks, ...rated].reduce((sum, r) => sum + r.failures, 0),
   };
   options.log(
     `dataplane ${target.name} ${operation} ${size} B: ${Math.round(peak.median)} ops/s, p99 ${result.p99MsAtPeak.median} ms; ` +
-      `at ${halfRate}/s p99 ${result.p99MsAtHalfRate.median} ms${result.failures ? `; ${result.failures} failures` : ''}`,
+      `at ${halfRate}/s p99 ${result.p99MsAtHalfRate.median.toFixed(2)} ms${result.failures ? `; ${result.failures} failures` : ''}`,
   );
   return result;
 }

@@ -56,7 +56,7 @@ function dataPlaneSection(dp: DataPlaneResult): string {
       fig(c.peakOpsPerSecond),
       fig(c.p50MsAtPeak),
       fig(c.p99MsAtPeak),
-      `${num(c.halfRate)}/s → ${fig(c.p99MsAtHalfRate)}`,
+      `${num(c.halfRate)}/s → ${fig(c.p50MsAtHalfRate, 2)} / ${fig(c.p99MsAtHalfRate, 2)}`,
       ours ? times(ratio(c.peakOpsPerSecond, find('node:http', c)?.peakOpsPerSecond)) : '',
       ours ? times(ratio(c.peakOpsPerSecond, find('local-kms', c)?.peakOpsPerSecond)) : '',
       c.failures ? String(c.failures) : '0',
@@ -65,14 +65,14 @@ function dataPlaneSection(dp: DataPlaneResult): string {
   const lines = [
     '## Data plane over HTTP',
     '',
-    `autocannon, ${dp.connections} connections, ${dp.seconds} s per peak run, ${dp.rateSeconds} s per fixed-rate run; ` +
+    `Peak runs: autocannon, ${dp.connections} connections, ${dp.seconds} s each; fixed-rate runs ${dp.rateSeconds} s each; ` +
       `servers ${dp.pinned ? 'pinned to CPU 0, load to CPU 1' : 'not pinned (shared cores)'}. ` +
-      'Latencies in ms (autocannon records whole milliseconds, so 0 means under 1 ms). "p99 @ 50%" is p99 at a fixed overall rate of half the median peak ' +
-      '(autocannon overallRate: each connection sends its per-second quota back to back, then waits for the next second, so arrivals are bursty; ' +
-      'its coordinated-omission correction is off because it assumes a 1 ms interval). ' +
+      'Latencies in ms. At peak, autocannon (closed loop: each connection sends its next request when the last one is answered) records whole milliseconds, so 0 means under 1 ms. ' +
+      '"p50 / p99 @ 50% rate" is an open-loop run at a fixed rate of half the median peak (bench/paced.ts): arrivals evenly spaced (1 ms timer granularity) over at most ' +
+      `${dp.connections} keep-alive connections, each request timed with sub-millisecond resolution from when it was due, so waiting for a busy connection counts (no coordinated omission). ` +
       'Ratios compare medians of peak ops/s.',
     '',
-    table(['target', 'op', 'plaintext', 'peak ops/s', 'p50 @ peak', 'p99 @ peak', 'p99 @ 50% rate', 'ours / ceiling', 'ours / local-kms', 'failed requests'], rows),
+    table(['target', 'op', 'plaintext', 'peak ops/s', 'p50 @ peak', 'p99 @ peak', 'p50 / p99 @ 50% rate', 'ours / ceiling', 'ours / local-kms', 'failed requests'], rows),
     '',
     `local-kms: ${dp.localKms.available ? `used, ${dp.localKms.detail}` : `**not available** — \`${dp.localKms.detail.replace(/\s+/g, ' ').replace(/`/g, "'")}\``}`,
   ];
@@ -133,6 +133,8 @@ function vaultLines(dp: DataPlaneResult): string[] {
         times(ratio(c.peakOpsPerSecond, plain?.peakOpsPerSecond)),
         fig(audited?.peakOpsPerSecond),
         times(ratio(c.peakOpsPerSecond, audited?.peakOpsPerSecond)),
+        `${fig(c.p99MsAtPeak)} / ${fig(plain?.p99MsAtPeak)}`,
+        `${fig(c.p99MsAtHalfRate, 2)} / ${fig(plain?.p99MsAtHalfRate, 2)}`,
       ];
     });
   const lines = [
@@ -140,9 +142,9 @@ function vaultLines(dp: DataPlaneResult): string[] {
     '',
     `HashiCorp Vault ${dp.vault.detail}, \`vault server -dev\` (in-memory storage, no TLS), transit key of type aes256-gcm96, ` +
       'POST /v1/transit/encrypt|decrypt/bench with X-Vault-Token; "+ file audit" adds `vault audit enable file` (it appends request and response entries ' +
-      'without fsync, while kmsd waits for the fsync of each audit event). Ratios compare medians of peak ops/s, same connections, sizes and pinning.',
+      'without fsync, while kmsd waits for the fsync of each audit event). Ratios compare medians of peak ops/s, same connections, sizes and pinning; the p99 columns are in ms, each at its own server\'s peak and half of it.',
     '',
-    table(['kmsd target', 'op', 'plaintext', 'kmsd ops/s', 'vault ops/s', 'kmsd / vault', 'vault + audit ops/s', 'kmsd / vault + audit'], rows),
+    table(['kmsd target', 'op', 'plaintext', 'kmsd ops/s', 'vault ops/s', 'kmsd / vault', 'vault + audit ops/s', 'kmsd / vault + audit', 'p99 @ peak: kmsd / vault', 'p99 @ 50%: kmsd / vault'], rows),
   ];
   for (const t of [VAULT_TARGET, VAULT_AUDIT_TARGET]) if (dp.skipped[t] !== undefined) lines.push('', `${t}: **not run** — \`${oneLine(dp.skipped[t])}\``);
   return lines;

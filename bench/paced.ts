@@ -1,0 +1,107 @@
+/**
+ * An open-loop load at a fixed rate with evenly spaced arrivals (what wrk2 does, in process):
+ * request i is due at start + i / rate and is sent as soon as it is due, over at most
+ * `connections` keep-alive sockets (a request that finds them all busy waits in the agent's
+ * queue). Each latency is measured from when the request was due, not from when a socket took it,
+ * so a server that falls behind is charged for the wait (no coordinated omission), and with
+ * sub-millisecond resolution (autocannon records whole milliseconds).
+ *
+ * Timers fire at 1 ms granularity, so arrivals come in groups of rate / 1000 each millisecond;
+ * that is as even as a Node timer allows without spinning the load core.
+ */
+import { Agent, request } from 'node:http';
+import { percentile } from './stats.js';
+
+export interface PacedShape {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export interface PacedOptions {
+  /** Requests per second, spread evenly. */
+  rate: number;
+  seconds: number;
+  connections: number;
+  /** A request that has no answer after this long counts as failed. */
+  timeoutMs: number;
+}
+
+export interface PacedRun {
+  /** 2xx answers per second over the run (first due time to last answer). */
+  opsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** Non-2xx answers, socket errors and timeouts. */
+  failures: number;
+}
+
+export async function pacedLoad(shape: PacedShape, options: PacedOptions): Promise<PacedRun> {
+  const total = Math.max(1, Math.round(options.rate * options.seconds));
+  const intervalMs = 1000 / options.rate;
+  const url = new URL(shape.url);
+  const body = Buffer.from(shape.body);
+  const headers = { ...shape.headers, 'content-length': String(body.length) };
+  const agent = new Agent({ keepAlive: true, maxSockets: options.connections, maxFreeSockets: options.connections });
+  // One latency per request, bounded by the run (rate × seconds), in a typed array.
+  const latencies = new Float64Array(total);
+  let answered = 0;
+  let ok = 0;
+  let failures = 0;
+  let lastAnswer = 0;
+  const start = performance.now() + 5;
+
+  return new Promise<PacedRun>((resolve) => {
+    const settle = (due: number, success: boolean) => {
+      const now = performance.now();
+      if (success) latencies[ok++] = now - due;
+      else failures++;
+      lastAnswer = now;
+      if (++answered === total) {
+        agent.destroy();
+        const sorted = latencies.subarray(0, ok).sort();
+        const seconds = Math.max(lastAnswer - start, intervalMs) / 1000;
+        resolve({
+          opsPerSecond: ok / seconds,
+          p50Ms: percentile(sorted, 50),
+          p99Ms: percentile(sorted, 99),
+          failures,
+        });
+      }
+    };
+    const send = (due: number) => {
+      let done = false;
+      const finish = (success: boolean) => {
+        if (done) return;
+        done = true;
+        settle(due, success);
+      };
+      const req = request(
+        { host: url.hostname, port: url.port, path: url.pathname + url.search, method: 'POST', headers, agent },
+        (res) => {
+          res.on('data', () => undefined);
+          res.on('end', () => finish(res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300));
+          res.on('error', () => finish(false));
+        },
+      );
+      req.setTimeout(options.timeoutMs, () => {
+        finish(false);
+        req.destroy();
+      });
+      req.on('error', () => finish(false));
+      req.end(body);
+    };
+    let sent = 0;
+    const tick = () => {
+      const now = performance.now();
+      while (sent < total) {
+        const due = start + sent * intervalMs;
+        if (due > now) break;
+        sent++;
+        send(due);
+      }
+      if (sent < total) setTimeout(tick, Math.max(0, start + sent * intervalMs - performance.now()));
+    };
+    setTimeout(tick, Math.max(0, start - performance.now()));
+  });
+}
