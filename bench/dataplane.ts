@@ -23,8 +23,8 @@ import { startBenchDaemon, stopChild } from './kmsd.js';
 import { ensureLocalKms, startLocalKms, trent, type LocalKmsBinary } from './local-kms.js';
 import { REPO_ROOT } from './paths.js';
 import { figure, type Figure } from './stats.js';
-import { pacedLoad } from './paced.js';
-import { pinProcess } from './system.js';
+import { pacedLoad, type PacedRun } from './paced.js';
+import { cpuTimes, pinProcess, stealPercent } from './system.js';
 import { summarizeMetrics, type MetricsSummary } from './metrics-scrape.js';
 import { ensureVault, startVault, VAULT_AUDIT_TARGET, VAULT_KEY, VAULT_TARGET, type VaultBinary } from './vault.js';
 
@@ -65,6 +65,8 @@ export interface DataPlaneCase {
   p99MsAtHalfRate: Figure;
   /** Non-2xx answers, socket errors and timeouts over all runs of the case (should be 0). */
   failures: number;
+  /** Over the fixed-rate runs: requests sent, those sent > 1 ms late, the worst lag (bench/paced.ts). */
+  halfRateLoad?: { requests: number; lateSends: number; maxSendLagMs: number };
 }
 
 export interface DataPlaneResult {
@@ -80,6 +82,11 @@ export interface DataPlaneResult {
   skipped: Record<string, string>;
   /** kmsd's own /metrics, scraped after its runs (metrics are on during them). */
   kmsdMetrics?: MetricsSummary | { error: string };
+  /**
+   * CPU steal over the section (% of all CPU time, /proc/stat): on a VM, time the host ran others;
+   * stalls that long land in the p99s.
+   */
+  cpuStealPercent?: number;
 }
 
 interface RequestShape {
@@ -259,7 +266,7 @@ async function benchCase(target: Target, operation: Operation, size: number, opt
   for (let run = 0; run < options.runs; run++) peaks.push(await load(shape, options.connections, options.seconds));
   const peak = figure(peaks.map((r) => r.opsPerSecond));
   const halfRate = Math.max(1, Math.round(peak.median / 2));
-  const rated: LoadRun[] = [];
+  const rated: PacedRun[] = [];
   for (let run = 0; run < options.runs; run++) {
     rated.push(await pacedLoad(shape, { rate: halfRate, seconds: options.rateSeconds, connections: options.connections, timeoutMs: 10000 }));
   }
@@ -275,6 +282,11 @@ async function benchCase(target: Target, operation: Operation, size: number, opt
     p50MsAtHalfRate: figure(rated.map((r) => r.p50Ms)),
     p99MsAtHalfRate: figure(rated.map((r) => r.p99Ms)),
     failures: [...peaks, ...rated].reduce((sum, r) => sum + r.failures, 0),
+    halfRateLoad: {
+      requests: rated.reduce((sum, r) => sum + r.requests, 0),
+      lateSends: rated.reduce((sum, r) => sum + r.lateSends, 0),
+      maxSendLagMs: Math.max(0, ...rated.map((r) => r.maxSendLagMs)),
+    },
   };
   options.log(
     `dataplane ${target.name} ${operation} ${size} B: ${Math.round(peak.median)} ops/s, p99 ${result.p99MsAtPeak.median} ms; ` +
@@ -312,21 +324,24 @@ export async function benchDataPlane(options: DataPlaneOptions): Promise<DataPla
   // The load generator is this process: keep it off the servers' core for the data plane only
   // (CLI runs and daemons spawned later must not inherit a one-core affinity).
   const pinned = options.pin && pinProcess(process.pid, '1');
+  // From here `pin` says whether pinning happened.
+  const run: DataPlaneOptions = { ...options, pin: pinned };
+  const cpuAtStart = cpuTimes();
   let kmsdMetrics: MetricsSummary | { error: string } | undefined;
   try {
     if (wanted('kmsd AES_256') || wanted('kmsd AES_256_HSM')) {
-      const kmsd = await kmsdTargets({ ...options, pin: pinned }, wanted);
+      const kmsd = await kmsdTargets(run, wanted);
       try {
-        for (const target of kmsd.targets) await benchTarget(target, options, cases);
+        for (const target of kmsd.targets) await benchTarget(target, run, cases);
         kmsdMetrics = await kmsd.scrape();
       } finally {
         await kmsd.stop();
       }
     }
-    if (wanted('node:http')) await benchTarget(await rawTarget({ ...options, pin: pinned }), options, cases);
+    if (wanted('node:http')) await benchTarget(await rawTarget(run), run, cases);
     if (binary.available) {
       try {
-        await benchTarget(await localKmsTarget(binary, { ...options, pin: pinned }), options, cases);
+        await benchTarget(await localKmsTarget(binary, run), run, cases);
       } catch (error) {
         skipped['local-kms'] = (error as Error).message;
         localKms.available = false;
@@ -336,7 +351,7 @@ export async function benchDataPlane(options: DataPlaneOptions): Promise<DataPla
     if (vaultBinary.available) {
       for (const name of vaultWanted) {
         try {
-          await benchTarget(await vaultTarget(vaultBinary, name === VAULT_AUDIT_TARGET, { ...options, pin: pinned }), options, cases);
+          await benchTarget(await vaultTarget(vaultBinary, name === VAULT_AUDIT_TARGET, run), run, cases);
         } catch (error) {
           skipped[name] = (error as Error).message;
           vault.detail = `${vault.detail}; ${name} failed: ${(error as Error).message.split('\n')[0]}`;
@@ -346,6 +361,7 @@ export async function benchDataPlane(options: DataPlaneOptions): Promise<DataPla
   } finally {
     if (pinned) pinProcess(process.pid, `0-${availableParallelism() - 1}`);
   }
+  const steal = stealPercent(cpuAtStart, cpuTimes());
   return {
     connections: options.connections,
     seconds: options.seconds,
@@ -355,6 +371,7 @@ export async function benchDataPlane(options: DataPlaneOptions): Promise<DataPla
     vault,
     cases,
     skipped,
+    ...(steal !== undefined ? { cpuStealPercent: steal } : {}),
     ...(kmsdMetrics !== undefined ? { kmsdMetrics } : {}),
   };
 }

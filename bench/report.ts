@@ -75,12 +75,32 @@ function dataPlaneSection(dp: DataPlaneResult): string {
     table(['target', 'op', 'plaintext', 'peak ops/s', 'p50 @ peak', 'p99 @ peak', 'p50 / p99 @ 50% rate', 'ours / ceiling', 'ours / local-kms', 'failed requests'], rows),
     '',
     `local-kms: ${dp.localKms.available ? `used, ${dp.localKms.detail}` : `**not available** — \`${dp.localKms.detail.replace(/\s+/g, ' ').replace(/`/g, "'")}\``}`,
+    ...loadLines(dp),
   ];
   lines.push('', ...vaultLines(dp));
   if (dp.kmsdMetrics !== undefined) lines.push('', ...metricsLines(dp.kmsdMetrics));
   const own = new Set(['local-kms', VAULT_TARGET, VAULT_AUDIT_TARGET]);
   for (const [target, reason] of Object.entries(dp.skipped)) if (!own.has(target)) lines.push(`${target}: skipped — ${reason}`);
   return lines.join('\n');
+}
+
+/** How trustworthy the latencies are: the load's own lateness and the VM's CPU steal. */
+function loadLines(dp: DataPlaneResult): string[] {
+  const loads = dp.cases.flatMap((c) => (c.halfRateLoad ? [c.halfRateLoad] : []));
+  const lines: string[] = [];
+  if (loads.length > 0) {
+    const requests = loads.reduce((sum, l) => sum + l.requests, 0);
+    const late = loads.reduce((sum, l) => sum + l.lateSends, 0);
+    const worst = Math.max(...loads.map((l) => l.maxSendLagMs));
+    lines.push(
+      `Load-side lag in the fixed-rate runs: ${num(late)} of ${num(requests)} requests (${((100 * late) / Math.max(1, requests)).toFixed(2)} %) ` +
+        `left the load process more than 1 ms after they were due, the worst ${worst.toFixed(1)} ms late; that wait counts against the server.`,
+    );
+  }
+  if (dp.cpuStealPercent !== undefined) {
+    lines.push(`CPU steal over the section (/proc/stat, time the hypervisor gave to other guests): ${dp.cpuStealPercent.toFixed(1)} %.`);
+  }
+  return lines.flatMap((line) => ['', line]);
 }
 
 /** What kmsd's own /metrics counted over its data-plane runs (scraped at the end; on throughout). */

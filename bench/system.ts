@@ -83,3 +83,26 @@ export function machineInfo(): MachineInfo {
     go: commandOutput('go', ['version']) ?? 'not found',
   };
 }
+
+/** The machine's CPU time so far (jiffies, summed over CPUs; /proc/stat), or undefined off Linux. */
+export interface CpuTimes {
+  total: number;
+  steal: number;
+}
+
+export function cpuTimes(): CpuTimes | undefined {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+    const fields = line.trim().split(/\s+/).slice(1, 9).map(Number);
+    if (fields.length < 8 || fields.some((v) => !Number.isFinite(v))) return undefined;
+    return { total: fields.reduce((a, b) => a + b, 0), steal: fields[7]! };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Percent of CPU time the hypervisor gave to others between two readings (the "st" of top). */
+export function stealPercent(from: CpuTimes | undefined, to: CpuTimes | undefined): number | undefined {
+  if (from === undefined || to === undefined || to.total <= from.total) return undefined;
+  return (100 * (to.steal - from.steal)) / (to.total - from.total);
+}
