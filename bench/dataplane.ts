@@ -24,7 +24,7 @@ import { ensureLocalKms, startLocalKms, trent, type LocalKmsBinary } from './loc
 import { REPO_ROOT } from './paths.js';
 import { figure, type Figure } from './stats.js';
 import { pacedLoad, type PacedRun } from './paced.js';
-import { cpuTimes, pinProcess, stealPercent } from './system.js';
+import { cpuTimes, pinProcess, processCpuMs, stealPercent } from './system.js';
 import { summarizeMetrics, type MetricsSummary } from './metrics-scrape.js';
 import { ensureVault, startVault, VAULT_AUDIT_TARGET, VAULT_KEY, VAULT_TARGET, type VaultBinary } from './vault.js';
 
@@ -58,6 +58,12 @@ export interface DataPlaneCase {
   peakOpsPerSecond: Figure;
   p50MsAtPeak: Figure;
   p99MsAtPeak: Figure;
+  /**
+   * The server's CPU time (user + system, all its threads; /proc) per answered call over the peak
+   * runs, in µs: with the server alone on its core this is what bounds its peak, and unlike ops/s
+   * it does not move with the VM's steal.
+   */
+  cpuUsPerCallAtPeak?: Figure;
   /** The fixed rate: half the median peak. */
   halfRate: number;
   achievedOpsPerSecondAtHalfRate: Figure;
@@ -98,6 +104,8 @@ interface RequestShape {
 /** One server under test: what to send for an operation and size, and how to stop it. */
 interface Target {
   name: string;
+  /** The server's process, for its CPU time per call. */
+  pid: number;
   request(operation: Operation, size: number): Promise<RequestShape>;
   stop(): Promise<void>;
 }
@@ -132,6 +140,7 @@ async function kmsdTargets(
     const headers = { ...json, authorization: `Bearer ${daemon.token}` };
     targets.push({
       name,
+      pid: daemon.pid,
       async request(operation, size) {
         const plaintext = randomBytes(size).toString('base64');
         const encrypt = { url: `${daemon.url}/kms/v1/keys/${keyId}:encrypt`, headers };
@@ -178,6 +187,7 @@ async function rawTarget(options: DataPlaneOptions): Promise<Target> {
   });
   return {
     name: 'node:http + node:crypto (ceiling)',
+    pid: child.pid!,
     async request(operation, size) {
       const plaintext = randomBytes(size).toString('base64');
       if (operation === 'encrypt') return { url: `${url}/encrypt`, headers: json, body: JSON.stringify({ plaintext }) };
@@ -195,6 +205,7 @@ async function localKmsTarget(binary: LocalKmsBinary & { available: true }, opti
   const headers = (action: string) => ({ 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': `TrentService.${action}` });
   return {
     name: 'local-kms',
+    pid: server.pid,
     async request(operation, size) {
       const plaintext = randomBytes(size).toString('base64');
       if (operation === 'encrypt') return { url: server.url, headers: headers('Encrypt'), body: JSON.stringify({ KeyId: server.keyId, Plaintext: plaintext }) };
@@ -216,6 +227,7 @@ async function vaultTarget(binary: VaultBinary & { available: true }, audit: boo
     const encrypt = { url: `${server.url}/v1/transit/encrypt/${VAULT_KEY}`, headers };
     return {
       name: audit ? VAULT_AUDIT_TARGET : VAULT_TARGET,
+      pid: server.pid,
       async request(operation, size) {
         const plaintext = randomBytes(size).toString('base64');
         if (operation === 'encrypt') return { ...encrypt, body: JSON.stringify({ plaintext }) };
@@ -235,12 +247,15 @@ async function vaultTarget(binary: VaultBinary & { available: true }, audit: boo
 
 interface LoadRun {
   opsPerSecond: number;
+  /** Server CPU µs per answered call, when its /proc entry could be read. */
+  cpuUsPerCall?: number;
   p50Ms: number;
   p99Ms: number;
   failures: number;
 }
 
-async function load(shape: RequestShape, connections: number, seconds: number): Promise<LoadRun> {
+async function load(shape: RequestShape, connections: number, seconds: number, pid?: number): Promise<LoadRun> {
+  const cpuBefore = pid !== undefined ? processCpuMs(pid) : undefined;
   const result = await autocannon({
     url: shape.url,
     method: 'POST',
@@ -250,8 +265,11 @@ async function load(shape: RequestShape, connections: number, seconds: number): 
     duration: seconds,
     timeout: 10,
   });
+  const cpuAfter = pid !== undefined ? processCpuMs(pid) : undefined;
+  const answered = result['2xx'] + result.non2xx;
   return {
     opsPerSecond: result['2xx'] / result.duration,
+    ...(cpuBefore !== undefined && cpuAfter !== undefined && answered > 0 ? { cpuUsPerCall: ((cpuAfter - cpuBefore) * 1000) / answered } : {}),
     p50Ms: result.latency.p50,
     p99Ms: result.latency.p99,
     failures: result.non2xx + result.errors + result.timeouts,
@@ -263,7 +281,8 @@ async function benchCase(target: Target, operation: Operation, size: number, opt
   // The request must succeed once before it is worth loading.
   await postJson(shape, JSON.parse(shape.body));
   const peaks: LoadRun[] = [];
-  for (let run = 0; run < options.runs; run++) peaks.push(await load(shape, options.connections, options.seconds));
+  for (let run = 0; run < options.runs; run++) peaks.push(await load(shape, options.connections, options.seconds, target.pid));
+  const cpu = peaks.flatMap((r) => (r.cpuUsPerCall !== undefined ? [r.cpuUsPerCall] : []));
   const peak = figure(peaks.map((r) => r.opsPerSecond));
   const halfRate = Math.max(1, Math.round(peak.median / 2));
   const rated: PacedRun[] = [];
@@ -277,6 +296,7 @@ async function benchCase(target: Target, operation: Operation, size: number, opt
     peakOpsPerSecond: peak,
     p50MsAtPeak: figure(peaks.map((r) => r.p50Ms)),
     p99MsAtPeak: figure(peaks.map((r) => r.p99Ms)),
+    ...(cpu.length > 0 ? { cpuUsPerCallAtPeak: figure(cpu) } : {}),
     halfRate,
     achievedOpsPerSecondAtHalfRate: figure(rated.map((r) => r.opsPerSecond)),
     p50MsAtHalfRate: figure(rated.map((r) => r.p50Ms)),
@@ -289,7 +309,8 @@ async function benchCase(target: Target, operation: Operation, size: number, opt
     },
   };
   options.log(
-    `dataplane ${target.name} ${operation} ${size} B: ${Math.round(peak.median)} ops/s, p99 ${result.p99MsAtPeak.median} ms; ` +
+    `dataplane ${target.name} ${operation} ${size} B: ${Math.round(peak.median)} ops/s, ` +
+        `${result.cpuUsPerCallAtPeak ? `${Math.round(result.cpuUsPerCallAtPeak.median)} µs CPU/call, ` : ''}p99 ${result.p99MsAtPeak.median} ms; ` +
       `at ${halfRate}/s p99 ${result.p99MsAtHalfRate.median.toFixed(2)} ms${result.failures ? `; ${result.failures} failures` : ''}`,
   );
   return result;

@@ -54,10 +54,12 @@ function dataPlaneSection(dp: DataPlaneResult): string {
       c.operation,
       c.size >= 1024 ? `${c.size / 1024} KiB` : `${c.size} B`,
       fig(c.peakOpsPerSecond),
+      fig(c.cpuUsPerCallAtPeak),
       fig(c.p50MsAtPeak),
       fig(c.p99MsAtPeak),
       `${num(c.halfRate)}/s → ${fig(c.p50MsAtHalfRate, 2)} / ${fig(c.p99MsAtHalfRate, 2)}`,
       ours ? times(ratio(c.peakOpsPerSecond, find('node:http', c)?.peakOpsPerSecond)) : '',
+      ours ? times(ratio(find('node:http', c)?.cpuUsPerCallAtPeak, c.cpuUsPerCallAtPeak)) : '',
       ours ? times(ratio(c.peakOpsPerSecond, find('local-kms', c)?.peakOpsPerSecond)) : '',
       c.failures ? String(c.failures) : '0',
     ];
@@ -70,9 +72,10 @@ function dataPlaneSection(dp: DataPlaneResult): string {
       'Latencies in ms. At peak, autocannon (closed loop: each connection sends its next request when the last one is answered) records whole milliseconds, so 0 means under 1 ms. ' +
       '"p50 / p99 @ 50% rate" is an open-loop run at a fixed rate of half the median peak (bench/paced.ts): arrivals evenly spaced (1 ms timer granularity) over at most ' +
       `${dp.connections} keep-alive connections, each request timed with sub-millisecond resolution from when it was due, so waiting for a busy connection counts (no coordinated omission). ` +
-      'Ratios compare medians of peak ops/s.',
+      '"CPU µs / call" is the server process\'s CPU time (user + system, all threads, /proc) per answered call over its peak runs: alone on its core, that is what bounds a server\'s peak, and unlike ops/s it does not move with the VM\'s CPU steal. ' +
+      '"ours / ceiling" compares medians of peak ops/s; "ours / ceiling by CPU" is the ceiling\'s CPU per call over ours (the peak ratio a dedicated core would give).',
     '',
-    table(['target', 'op', 'plaintext', 'peak ops/s', 'p50 @ peak', 'p99 @ peak', 'p50 / p99 @ 50% rate', 'ours / ceiling', 'ours / local-kms', 'failed requests'], rows),
+    table(['target', 'op', 'plaintext', 'peak ops/s', 'CPU µs / call', 'p50 @ peak', 'p99 @ peak', 'p50 / p99 @ 50% rate', 'ours / ceiling', 'ours / ceiling by CPU', 'ours / local-kms', 'failed requests'], rows),
     '',
     `local-kms: ${dp.localKms.available ? `used, ${dp.localKms.detail}` : `**not available** — \`${dp.localKms.detail.replace(/\s+/g, ' ').replace(/`/g, "'")}\``}`,
     ...loadLines(dp),

@@ -106,3 +106,24 @@ export function stealPercent(from: CpuTimes | undefined, to: CpuTimes | undefine
   if (from === undefined || to === undefined || to.total <= from.total) return undefined;
   return (100 * (to.steal - from.steal)) / (to.total - from.total);
 }
+
+let clockTicks: number | undefined;
+
+/**
+ * CPU milliseconds (user + system, all threads) a process has used so far (/proc/PID/stat), or
+ * undefined when it cannot be read. Steal is not in it, so per-call CPU holds on a noisy VM.
+ */
+export function processCpuMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start with the state (field 3);
+    // utime and stime are fields 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    if (!Number.isFinite(ticks)) return undefined;
+    clockTicks ??= Number(commandOutput('getconf', ['CLK_TCK']) ?? 100) || 100;
+    return (ticks * 1000) / clockTicks;
+  } catch {
+    return undefined;
+  }
+}
