@@ -9,7 +9,7 @@
  */
 import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
 import { PROTOCOL_DESCRIPTOR } from './proto/descriptor.js';
-import { decodeMessage as decode, encodeMessage as encode, ProtoRegistry, type MessageType } from './protobuf.js';
+import { decodeMessage as decode, encodeMessage as encode, encodeMessageFrame as encodeFrame, ProtoRegistry, type MessageType } from './protobuf.js';
 
 /** A decoded protocol message. */
 export type ProtoMessage = Record<string, unknown>;
@@ -25,6 +25,11 @@ export function protocolRegistry(): ProtoRegistry {
 /** Encode a plain object as a message of `type`. */
 export function encodeMessage(type: MessageType, value: ProtoMessage): Buffer {
   return encode(type, value);
+}
+
+/** Encode a plain object as one gRPC message frame (5-byte prefix and message, one buffer). */
+export function encodeMessageFrame(type: MessageType, value: ProtoMessage): Buffer {
+  return encodeFrame(type, value);
 }
 
 /** Decode bytes of a message of `type` into a plain object. */

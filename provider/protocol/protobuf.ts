@@ -121,12 +121,16 @@ export class ProtoRegistry {
   }
 }
 
-/** Growable output buffer with protobuf primitives. */
+/**
+ * Growable output buffer with protobuf primitives. Length-delimited fields (nested messages, map
+ * entries, strings, packed numbers) are written in place: one byte is kept for the length, the
+ * content written after it, and the content moved up only when its length needs a longer varint.
+ */
 class Writer {
-  private buf = Buffer.allocUnsafe(256);
-  private pos = 0;
+  buf = Buffer.allocUnsafe(1024);
+  pos = 0;
 
-  private ensure(n: number): void {
+  ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
     this.buf.copy(next, 0, 0, this.pos);
@@ -154,7 +158,9 @@ class Writer {
   }
 
   tag(id: number, wire: number): void {
-    this.varint(id * 8 + wire);
+    const key = id * 8 + wire;
+    if (key < 0x80 && this.pos < this.buf.length) this.buf[this.pos++] = key;
+    else this.varint(key);
   }
 
   bytes(data: Uint8Array): void {
@@ -164,8 +170,46 @@ class Writer {
     this.pos += data.length;
   }
 
-  finish(): Buffer {
-    return this.buf.subarray(0, this.pos);
+  /** A string's UTF-8 with its length, written straight into the buffer. */
+  string(text: string): void {
+    // At most 3 bytes per UTF-16 unit (a lone surrogate becomes U+FFFD, 3 bytes, as in Buffer.from).
+    const max = text.length * 3;
+    this.ensure(max + 10);
+    if (max < 0x80) {
+      const n = this.buf.write(text, this.pos + 1, 'utf8');
+      this.buf[this.pos] = n;
+      this.pos += 1 + n;
+    } else {
+      this.bytes(Buffer.from(text, 'utf8'));
+    }
+  }
+
+  /** Keeps one byte for a length; returns where the content starts. */
+  begin(): number {
+    this.ensure(1);
+    return ++this.pos;
+  }
+
+  /** Writes the length of the content since `start` (from begin), moving it up if need be. */
+  end(start: number): void {
+    const length = this.pos - start;
+    if (length < 0x80) {
+      this.buf[start - 1] = length;
+      return;
+    }
+    let extra = 0;
+    for (let v = length; v >= 0x80; v = Math.floor(v / 0x80)) extra++;
+    this.ensure(extra);
+    this.buf.copyWithin(start + extra, start, this.pos);
+    // The length's varint fills the kept byte and the `extra` ones just made.
+    let at = start - 1;
+    let v = length;
+    while (v >= 0x80) {
+      this.buf[at++] = (v % 0x80) | 0x80;
+      v = Math.floor(v / 0x80);
+    }
+    this.buf[at] = v;
+    this.pos += extra;
   }
 }
 
@@ -185,7 +229,7 @@ function scalarNumber(value: unknown, scalar: Scalar): number | bigint {
 function writeScalar(w: Writer, id: number, scalar: Scalar, value: unknown): void {
   if (scalar === 'string') {
     w.tag(id, 2);
-    w.bytes(Buffer.from(String(value), 'utf8'));
+    w.string(String(value));
   } else if (scalar === 'bytes') {
     w.tag(id, 2);
     w.bytes(toBytes(value));
@@ -195,6 +239,13 @@ function writeScalar(w: Writer, id: number, scalar: Scalar, value: unknown): voi
   }
 }
 
+function writeNested(w: Writer, id: number, type: MessageType, value: Record<string, unknown>): void {
+  w.tag(id, 2);
+  const start = w.begin();
+  writeMessage(w, type, value);
+  w.end(start);
+}
+
 function writeMessage(w: Writer, type: MessageType, value: Record<string, unknown>): void {
   for (const field of type.layout.fields) {
     const v = value[field.name];
@@ -202,43 +253,65 @@ function writeMessage(w: Writer, type: MessageType, value: Record<string, unknow
     if (field.map) {
       for (const [key, entry] of Object.entries(v as Record<string, unknown>)) {
         if (entry === undefined || entry === null) continue;
-        const inner = new Writer();
-        writeScalar(inner, 1, 'string', key);
-        if (field.map.message) {
-          inner.tag(2, 2);
-          inner.bytes(encodeMessage(field.map.message, entry as Record<string, unknown>));
-        } else writeScalar(inner, 2, field.map.scalar ?? 'string', entry);
         w.tag(field.id, 2);
-        w.bytes(inner.finish());
+        const start = w.begin();
+        writeScalar(w, 1, 'string', key);
+        if (field.map.message) writeNested(w, 2, field.map.message, entry as Record<string, unknown>);
+        else writeScalar(w, 2, field.map.scalar ?? 'string', entry);
+        w.end(start);
       }
     } else if (field.repeated) {
       const items = v as unknown[];
       if (items.length === 0) continue;
       if (field.message) {
-        for (const item of items) {
-          w.tag(field.id, 2);
-          w.bytes(encodeMessage(field.message, item as Record<string, unknown>));
-        }
+        for (const item of items) writeNested(w, field.id, field.message, item as Record<string, unknown>);
       } else if (field.scalar === 'string' || field.scalar === 'bytes') {
         for (const item of items) writeScalar(w, field.id, field.scalar, item);
       } else {
-        const packed = new Writer();
-        for (const item of items) packed.varint(scalarNumber(item, field.scalar ?? 'int64'));
         w.tag(field.id, 2);
-        w.bytes(packed.finish());
+        const start = w.begin();
+        for (const item of items) w.varint(scalarNumber(item, field.scalar ?? 'int64'));
+        w.end(start);
       }
-    } else if (field.message) {
-      w.tag(field.id, 2);
-      w.bytes(encodeMessage(field.message, v as Record<string, unknown>));
-    } else writeScalar(w, field.id, field.scalar ?? 'string', v);
+    } else if (field.message) writeNested(w, field.id, field.message, v as Record<string, unknown>);
+    else writeScalar(w, field.id, field.scalar ?? 'string', v);
+  }
+}
+
+/** The process' writer; a call that finds it busy (never, in practice) gets its own. */
+let shared: Writer | undefined;
+let busy = false;
+
+function encodeWith(type: MessageType, value: Record<string, unknown>, reserve: number): Buffer {
+  const w = busy ? new Writer() : (shared ??= new Writer());
+  const mine = w === shared;
+  if (mine) busy = true;
+  try {
+    w.pos = reserve;
+    writeMessage(w, type, value);
+    // One buffer of the exact size: the writer's own is reused by the next call.
+    const out = Buffer.allocUnsafe(w.pos);
+    w.buf.copy(out, 0, 0, w.pos);
+    return out;
+  } finally {
+    if (mine) busy = false;
   }
 }
 
 /** Encode a plain object as a message of `type`. */
 export function encodeMessage(type: MessageType, value: Record<string, unknown>): Buffer {
-  const w = new Writer();
-  writeMessage(w, type, value);
-  return w.finish();
+  return encodeWith(type, value, 0);
+}
+
+/**
+ * Encode a plain object as one gRPC message frame: the 5-byte prefix (not compressed, big-endian
+ * length) and the message, in a single buffer.
+ */
+export function encodeMessageFrame(type: MessageType, value: Record<string, unknown>): Buffer {
+  const frame = encodeWith(type, value, 5);
+  frame[0] = 0;
+  frame.writeUInt32BE(frame.length - 5, 1);
+  return frame;
 }
 
 /** Input cursor with protobuf primitives. */

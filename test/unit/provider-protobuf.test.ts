@@ -2,7 +2,7 @@
 // the same bytes decode to the same objects both ways, for real responses of every kind.
 import { describe, expect, it } from '@jest/globals';
 import protobuf from 'protobufjs/light.js';
-import { decodeMessage, encodeMessage, methodTypes } from '../../provider/protocol/definitions.js';
+import { decodeMessage, encodeMessage, encodeMessageFrame, methodTypes } from '../../provider/protocol/definitions.js';
 import { PROTOCOL_DESCRIPTOR } from '../../provider/protocol/proto/descriptor.js';
 import { createProviderHandlers } from '../../provider/server.js';
 
@@ -48,5 +48,34 @@ describe('protobuf codec', () => {
     // Field 99 (varint 1) is unknown to ReadResource.Request; type_name "k" follows.
     expect(decodeMessage(request, Buffer.from([0x98, 0x06, 0x01, 0x0a, 0x01, 0x6b]))).toEqual({ type_name: 'k' });
     expect(() => decodeMessage(request, Buffer.from([0x0a, 0x05, 0x6b]))).toThrow(/truncated/);
+  });
+
+  it('nested messages, strings and packed numbers whose lengths take 1, 2 and 3 bytes', () => {
+    const { response: type } = methodTypes('tfplugin6.Provider', 'ReadResource');
+    const ref = reference('tfplugin6.ReadResource.Response');
+    for (const size of [0, 1, 127, 128, 300, 16383, 16384, 70000]) {
+      const message = {
+        new_state: { msgpack: Buffer.alloc(size, 0xa5) },
+        diagnostics: [
+          { severity: 1, summary: 's'.repeat(size), detail: `ж${'é'.repeat(size % 1000)}😀`, attribute: { steps: Array.from({ length: Math.min(size, 300) }, (_, i) => ({ element_key_int: i })) } },
+        ],
+        private: Buffer.alloc(size % 500, 1),
+        new_identity: { identity_data: { msgpack: Buffer.alloc(size % 200, 2) } },
+      };
+      const ours = encodeMessage(type, message);
+      expect(Buffer.from(ours).toString('hex')).toBe(Buffer.from(ref.encode(ref.fromObject(message)).finish()).toString('hex'));
+      const frame = encodeMessageFrame(type, message);
+      expect(frame.subarray(0, 5).toString('hex')).toBe(`00${ours.length.toString(16).padStart(8, '0')}`);
+      expect(frame.subarray(5).equals(ours)).toBe(true);
+    }
+    // A lone surrogate is written as U+FFFD (Buffer's UTF-8), whatever the string's length.
+    for (const text of ['a\uD800', `${'b'.repeat(60)}\uDC00`]) {
+      const decoded = decodeMessage(type, encodeMessage(type, { diagnostics: [{ severity: 1, summary: text }] }));
+      expect((decoded['diagnostics'] as { summary: string }[])[0]?.summary).toBe(Buffer.from(text, 'utf8').toString('utf8'));
+    }
+    const schemas = methodTypes('tfplugin6.Provider', 'GetProviderSchema').response;
+    const withMap = { resource_schemas: { a: { version: 3, block: { description: 'd'.repeat(200), attributes: [{ name: 'x'.repeat(140), type: Buffer.from('"string"'), required: true }] } } } };
+    const schemaRef = reference('tfplugin6.GetProviderSchema.Response');
+    expect(Buffer.from(encodeMessage(schemas, withMap)).toString('hex')).toBe(Buffer.from(schemaRef.encode(schemaRef.fromObject(withMap)).finish()).toString('hex'));
   });
 });
