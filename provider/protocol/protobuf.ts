@@ -314,18 +314,32 @@ export function encodeMessageFrame(type: MessageType, value: Record<string, unkn
   return frame;
 }
 
-/** Input cursor with protobuf primitives. */
+/**
+ * Input cursor with protobuf primitives over one buffer: a nested message is read in place, up to
+ * its own end (no sub-buffer or reader per nested message).
+ */
 class Reader {
   pos = 0;
-  constructor(readonly buf: Buffer) {}
+  /** Where the message being read ends. */
+  end: number;
+  constructor(readonly buf: Buffer) {
+    this.end = buf.length;
+  }
 
   private byte(): number {
-    if (this.pos >= this.buf.length) throw new Error('protobuf: truncated varint');
-    return this.buf[this.pos++] ?? 0;
+    if (this.pos >= this.end) throw new Error('protobuf: truncated varint');
+    return this.buf[this.pos++] as number;
   }
 
   /** A varint as a number, or a bigint beyond 49 bits (negative int64 on the wire). */
   varint(): bigint | number {
+    if (this.pos < this.end) {
+      const first = this.buf[this.pos] as number;
+      if (first < 0x80) {
+        this.pos++;
+        return first;
+      }
+    }
     const start = this.pos;
     let result = 0;
     for (let shift = 0; shift < 49; shift += 7) {
@@ -343,18 +357,33 @@ class Reader {
     throw new Error('protobuf: varint too long');
   }
 
-  length(): Buffer {
+  /** The end of a length-delimited field whose content starts at pos. */
+  limit(): number {
     const n = Number(this.varint());
-    if (this.pos + n > this.buf.length) throw new Error('protobuf: truncated field');
-    const out = this.buf.subarray(this.pos, this.pos + n);
-    this.pos += n;
+    if (this.pos + n > this.end) throw new Error('protobuf: truncated field');
+    return this.pos + n;
+  }
+
+  string(): string {
+    const stop = this.limit();
+    const text = this.buf.toString('utf8', this.pos, stop);
+    this.pos = stop;
+    return text;
+  }
+
+  /** A copy of a bytes field (the result never shares the request's memory). */
+  bytes(): Buffer {
+    const stop = this.limit();
+    const out = Buffer.allocUnsafe(stop - this.pos);
+    this.buf.copy(out, 0, this.pos, stop);
+    this.pos = stop;
     return out;
   }
 
   skip(wire: number): void {
     if (wire === 0) this.varint();
     else if (wire === 1) this.pos += 8;
-    else if (wire === 2) this.length();
+    else if (wire === 2) this.pos = this.limit();
     else if (wire === 5) this.pos += 4;
     else throw new Error(`protobuf: unsupported wire type ${wire}`);
   }
@@ -367,18 +396,29 @@ function numberOf(raw: bigint | number, scalar: Scalar): number | boolean {
 }
 
 function readScalar(r: Reader, wire: number, scalar: Scalar): unknown {
-  if (scalar === 'string') return r.length().toString('utf8');
-  if (scalar === 'bytes') return Buffer.from(r.length());
+  if (scalar === 'string') return r.string();
+  if (scalar === 'bytes') return r.bytes();
   if (wire !== 0) throw new Error(`protobuf: wire type ${wire} for ${scalar}`);
   return numberOf(r.varint(), scalar);
 }
 
-/** Decode bytes of a message of `type` into a plain object. */
-export function decodeMessage(type: MessageType, bytes: Uint8Array): Record<string, unknown> {
-  const r = new Reader(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+/** Reads a nested message: its length, then its fields up to its end. */
+function readNested(r: Reader, type: MessageType): Record<string, unknown> {
+  const stop = r.limit();
+  const outer = r.end;
+  r.end = stop;
+  const value = readMessage(r, type);
+  // (a fixed-width field skipped at the very end may have stepped past it)
+  r.pos = stop;
+  r.end = outer;
+  return value;
+}
+
+/** Reads the fields of a message of `type` from pos up to the reader's end. */
+function readMessage(r: Reader, type: MessageType): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const { byId } = type.layout;
-  while (r.pos < r.buf.length) {
+  while (r.pos < r.end) {
     const key = Number(r.varint());
     const id = Math.floor(key / 8);
     const wire = key % 8;
@@ -388,29 +428,42 @@ export function decodeMessage(type: MessageType, bytes: Uint8Array): Record<stri
       continue;
     }
     if (field.map) {
-      const entry = new Reader(r.length());
+      const stop = r.limit();
+      const outer = r.end;
+      r.end = stop;
       let k = '';
       let v: unknown;
-      while (entry.pos < entry.buf.length) {
-        const ek = Number(entry.varint());
-        if (ek >> 3 === 1) k = entry.length().toString('utf8');
-        else if (ek >> 3 === 2) v = field.map.message ? decodeMessage(field.map.message, entry.length()) : readScalar(entry, ek & 7, field.map.scalar ?? 'string');
-        else entry.skip(ek & 7);
+      while (r.pos < stop) {
+        const ek = Number(r.varint());
+        if (ek >> 3 === 1) k = r.string();
+        else if (ek >> 3 === 2) v = field.map.message ? readNested(r, field.map.message) : readScalar(r, ek & 7, field.map.scalar ?? 'string');
+        else r.skip(ek & 7);
       }
+      r.pos = stop;
+      r.end = outer;
       const map = (out[field.name] ??= {}) as Record<string, unknown>;
       map[k] = v ?? (field.map.message ? {} : undefined);
     } else if (field.message) {
-      const value = decodeMessage(field.message, r.length());
+      const value = readNested(r, field.message);
       if (field.repeated) ((out[field.name] ??= []) as unknown[]).push(value);
       else out[field.name] = value;
     } else if (field.repeated) {
       const list = (out[field.name] ??= []) as unknown[];
       const scalar = field.scalar ?? 'string';
       if (wire === 2 && scalar !== 'string' && scalar !== 'bytes') {
-        const packed = new Reader(r.length());
-        while (packed.pos < packed.buf.length) list.push(numberOf(packed.varint(), scalar));
+        const stop = r.limit();
+        const outer = r.end;
+        r.end = stop;
+        while (r.pos < stop) list.push(numberOf(r.varint(), scalar));
+        r.pos = stop;
+        r.end = outer;
       } else list.push(readScalar(r, wire, scalar));
     } else out[field.name] = readScalar(r, wire, field.scalar ?? 'string');
   }
   return out;
+}
+
+/** Decode bytes of a message of `type` into a plain object. */
+export function decodeMessage(type: MessageType, bytes: Uint8Array): Record<string, unknown> {
+  return readMessage(new Reader(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)), type);
 }
