@@ -242,14 +242,54 @@ export function base64ToBytes(text: string): Uint8Array {
 
 const enc = encodeURIComponent;
 
+/** UTF-8 length of a string, as TextEncoder (and node:http) would encode it. */
+function utf8Length(text: string): number {
+  let n = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) n += 1;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      // A surrogate pair: two units, four bytes.
+      n += 2;
+      i++;
+    } else n += 2; // three bytes (a lone surrogate becomes U+FFFD, also three)
+  }
+  return n;
+}
+
+/** One exchange in flight: what aborts it, and when it times out. */
+interface InFlight {
+  controller: AbortController;
+  deadline: number;
+}
+
 /** The typed client. One instance per configured provider (or CLI call, or console session). */
 export class KmsClient {
   private readonly base: string;
   private readonly transport: Transport;
+  private readonly timeoutMs: number;
+  /**
+   * Exchanges in flight, oldest first. They all have the same timeout, so this is also the order
+   * of their deadlines: one timer, armed for the oldest, times them all out (instead of a timeout
+   * signal and a combined signal per call), and the caller's signal aborts them all.
+   */
+  private readonly inFlight = new Set<InFlight>();
+  private timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private readonly options: KmsClientOptions) {
     this.base = options.endpoint.replace(/\/+$/, '');
     this.transport = options.transport ?? nodeTransport();
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+    const outer = options.signal;
+    outer?.addEventListener(
+      'abort',
+      () => {
+        for (const call of this.inFlight) call.controller.abort(outer.reason);
+        this.inFlight.clear();
+      },
+      { once: true },
+    );
   }
 
   /** `GET /healthz` (no auth). */
@@ -500,19 +540,45 @@ export class KmsClient {
 
   /** One HTTP exchange: status and body text, or a {@link KmsUnreachableError}. */
   private async exchange(method: string, path: string, body: string | undefined, headers: Record<string, string>): Promise<TransportResponse> {
-    const timeout = AbortSignal.timeout(this.options.timeoutMs ?? 30_000);
-    const signal = this.options.signal ? AbortSignal.any([timeout, this.options.signal]) : timeout;
     let url: URL;
     try {
       url = new URL(this.base + path);
     } catch (err) {
       throw new KmsUnreachableError(this.base, describeFailure(err));
     }
-    if (signal.aborted) throw new KmsUnreachableError(this.base, describeFailure(signal.reason));
+    const outer = this.options.signal;
+    if (outer?.aborted) throw new KmsUnreachableError(this.base, describeFailure(outer.reason));
+    const call: InFlight = { controller: new AbortController(), deadline: performance.now() + this.timeoutMs };
+    this.inFlight.add(call);
+    this.timer ??= this.arm(this.timeoutMs);
+    const { signal } = call.controller;
     try {
       return await this.transport({ method, url, headers, body, signal });
     } catch (err) {
       throw new KmsUnreachableError(this.base, describeFailure(signal.aborted ? signal.reason : err));
+    } finally {
+      this.inFlight.delete(call);
+    }
+  }
+
+  /** The timeout timer; like AbortSignal.timeout's, it does not keep a Node process alive. */
+  private arm(ms: number): ReturnType<typeof setTimeout> {
+    const timer = setTimeout(() => this.expire(), ms);
+    (timer as { unref?: () => void }).unref?.();
+    return timer;
+  }
+
+  /** Times out every exchange past its deadline, then waits for the next one's. */
+  private expire(): void {
+    this.timer = undefined;
+    const now = performance.now();
+    for (const call of this.inFlight) {
+      if (call.deadline > now) {
+        this.timer = this.arm(call.deadline - now);
+        return;
+      }
+      this.inFlight.delete(call);
+      call.controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError'));
     }
   }
 
@@ -522,7 +588,7 @@ export class KmsClient {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     if (payload !== undefined) {
       headers['content-type'] = 'application/json';
-      headers['content-length'] = String(new TextEncoder().encode(payload).length);
+      headers['content-length'] = String(utf8Length(payload));
     }
     const { status, text } = await this.exchange(method, path, payload, headers);
     let parsed: unknown;

@@ -51,13 +51,25 @@ export function nodeTransport(options: { keepAlive?: boolean } = {}): Transport 
     const { signal } = request;
     return new Promise((resolve, reject) => {
       if (signal.aborted) return reject(signal.reason as Error);
-      const req = http.request(request.url, { method: request.method, headers: request.headers, agent: http.agent, signal }, (res: IncomingMessage) => {
+      // One abort listener, removed when the exchange settles (http.request's own `signal` option
+      // would also watch the request stream's end, finish, error and close for it).
+      const onAbort = (): void => void req.destroy(signal.reason as Error);
+      const done = (): void => signal.removeEventListener('abort', onAbort);
+      const req = http.request(request.url, { method: request.method, headers: request.headers, agent: http.agent }, (res: IncomingMessage) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('error', reject);
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', (err) => {
+          done();
+          reject(err);
+        });
+        res.on('end', () => {
+          done();
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
+        });
       });
+      signal.addEventListener('abort', onAbort, { once: true });
       req.on('error', (err: Error & { code?: string }) => {
+        done();
         // The daemon may close an idle kept-alive connection just as we reuse it: the request
         // never reached it, so sending it once more on a fresh connection is safe.
         if (!retried && !signal.aborted && req.reusedSocket && err.code === 'ECONNRESET') {

@@ -76,52 +76,95 @@ function stepFor(type: CtyType, key: string | number): PathStep {
   return Array.isArray(type) && type[0] === 'map' ? { key } : { attribute: key };
 }
 
+function mismatch(what: string, raw: unknown): CodecError {
+  return new CodecError(`expected ${what}, got ${describe(raw)}`);
+}
+
+/** Puts `step` in front of the path of an error coming out of an element (built only on failure). */
+function within(err: unknown, step: PathStep): unknown {
+  if (err instanceof CodecError) err.path.unshift(step);
+  return err;
+}
+
+const NUMERIC = /^-?\d+(\.\d+)?([eE][-+]?\d+)?$/;
+
 /**
  * Check decoded data against a cty type and turn it into a {@link TfValue}. Missing object
- * attributes become null (core and stored state both omit nothing, but JSON state may).
+ * attributes become null (core and stored state both omit nothing, but JSON state may). An error
+ * carries the path to the offending element after `path`.
  */
 export function conformValue(raw: unknown, type: CtyType, options: ConformOptions = {}, path: PathStep[] = []): TfValue {
+  try {
+    return conform(raw, type, options);
+  } catch (err) {
+    if (err instanceof CodecError && path.length > 0) err.path.unshift(...path);
+    throw err;
+  }
+}
+
+/** {@link conformValue} without a path: each container adds its step to an error on the way out. */
+function conform(raw: unknown, type: CtyType, options: ConformOptions): TfValue {
   if (raw === null || raw === undefined) return null;
   if (isUnknown(raw)) {
-    if (options.allowUnknown === false) throw new CodecError('unknown value where only known values are allowed', path);
+    if (options.allowUnknown === false) throw new CodecError('unknown value where only known values are allowed');
     return UNKNOWN;
   }
-  const fail = (what: string): never => {
-    throw new CodecError(`expected ${what}, got ${describe(raw)}`, path);
-  };
-  if (type === 'string') return typeof raw === 'string' ? raw : fail('a string');
-  if (type === 'bool') return typeof raw === 'boolean' ? raw : fail('a bool');
+  if (type === 'string') {
+    if (typeof raw === 'string') return raw;
+    throw mismatch('a string', raw);
+  }
+  if (type === 'bool') {
+    if (typeof raw === 'boolean') return raw;
+    throw mismatch('a bool', raw);
+  }
   if (type === 'number') {
     if (typeof raw === 'number') return raw;
     if (typeof raw === 'bigint') return Number(raw);
     // Numbers beyond 2^53 travel as decimal strings.
-    if (typeof raw === 'string' && /^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(raw)) return Number(raw);
-    return fail('a number');
+    if (typeof raw === 'string' && NUMERIC.test(raw)) return Number(raw);
+    throw mismatch('a number', raw);
   }
-  if (type === 'dynamic') throw new CodecError('dynamic values are not supported', path);
+  if (type === 'dynamic') throw new CodecError('dynamic values are not supported');
   const [kind, arg] = type;
   if (kind === 'list' || kind === 'set' || kind === 'tuple') {
-    if (!Array.isArray(raw)) return fail(`a ${kind}`);
-    if (kind === 'tuple' && raw.length !== arg.length) return fail(`a tuple of ${arg.length} elements`);
-    return raw.map((item: unknown, i) =>
-      conformValue(item, kind === 'tuple' ? (arg[i] as CtyType) : arg, options, [...path, stepFor(type, i)]),
-    );
+    if (!Array.isArray(raw)) throw mismatch(`a ${kind}`, raw);
+    if (kind === 'tuple' && raw.length !== arg.length) throw mismatch(`a tuple of ${arg.length} elements`, raw);
+    const items: unknown[] = raw;
+    const out = new Array<TfValue>(items.length);
+    for (let i = 0; i < items.length; i++) {
+      try {
+        out[i] = conform(items[i], kind === 'tuple' ? (arg[i] as CtyType) : arg, options);
+      } catch (err) {
+        throw within(err, stepFor(type, i));
+      }
+    }
+    return out;
   }
-  if (typeof raw !== 'object' || Array.isArray(raw) || raw instanceof Uint8Array) return fail(kind === 'map' ? 'a map' : 'an object');
+  if (typeof raw !== 'object' || Array.isArray(raw) || raw instanceof Uint8Array) throw mismatch(kind === 'map' ? 'a map' : 'an object', raw);
   const input = raw as Record<string, unknown>;
   const out: TfObject = {};
   if (kind === 'map') {
-    for (const [k, v] of Object.entries(input)) out[k] = conformValue(v, arg, options, [...path, { key: k }]);
+    for (const k of Object.keys(input)) {
+      try {
+        out[k] = conform(input[k], arg, options);
+      } catch (err) {
+        throw within(err, { key: k });
+      }
+    }
     return out;
   }
   const attributes = arg as Readonly<Record<string, CtyType>>;
-  for (const name of Object.keys(input)) {
-    if (!Object.hasOwn(attributes, name) && !options.ignoreUnknownAttributes) {
-      throw new CodecError(`unsupported attribute "${name}"`, [...path, { attribute: name }]);
+  if (!options.ignoreUnknownAttributes) {
+    for (const name of Object.keys(input)) {
+      if (!Object.hasOwn(attributes, name)) throw new CodecError(`unsupported attribute "${name}"`, [{ attribute: name }]);
     }
   }
-  for (const [name, attrType] of Object.entries(attributes)) {
-    out[name] = conformValue(input[name], attrType, options, [...path, { attribute: name }]);
+  for (const name of Object.keys(attributes)) {
+    try {
+      out[name] = conform(input[name], attributes[name] as CtyType, options);
+    } catch (err) {
+      throw within(err, { attribute: name });
+    }
   }
   return out;
 }

@@ -4,6 +4,7 @@
  */
 import { decode, encode, ExtData, type ExtensionCodecType } from '@msgpack/msgpack';
 import { CodecError, conformValue, type CtyType } from './cty.js';
+import { fastDecode, fastEncode } from './msgpack-fast.js';
 import { isUnknown, UNKNOWN, type TfValue } from './values.js';
 
 /**
@@ -44,6 +45,10 @@ export function encodeMsgpack(value: TfValue): Buffer {
 export function decodeDynamicValue(message: DynamicValueMessage | null | undefined, type: CtyType): TfValue {
   if (!message) return null;
   if (message.msgpack && message.msgpack.length > 0) {
+    // The type-directed reader (msgpack-fast.ts) has the answer unless something is off; then
+    // the general path below finds the result or the precise error.
+    const fast = fastDecode(message.msgpack, type);
+    if (fast !== undefined) return fast;
     let raw: unknown;
     try {
       raw = decodeMsgpack(message.msgpack);
@@ -60,7 +65,7 @@ export function decodeDynamicValue(message: DynamicValueMessage | null | undefin
 
 /** Encode a value as a DynamicValue, checking it against the schema type first. */
 export function encodeDynamicValue(value: TfValue, type: CtyType): { msgpack: Buffer } {
-  return { msgpack: encodeMsgpack(conformValue(value, type)) };
+  return { msgpack: fastEncode(value, type) ?? encodeMsgpack(conformValue(value, type)) };
 }
 
 /**

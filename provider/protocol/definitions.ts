@@ -2,14 +2,13 @@
  * Service definitions for tfplugin6.Provider and plugin.GRPCController, built straight from the
  * embedded descriptor (no .proto parsing, no @grpc/proto-loader, no protobufjs at run time:
  * together they cost ≈170 ms of every plugin process start, and core starts several per
- * command). The shape is grpc-js's MethodDefinition, which the tests' grpc-js client also uses.
+ * command).
  *
  * Messages cross this boundary as plain objects with the proto's snake_case field names, int64 as
  * JS numbers, enums as numbers and bytes as Buffers.
  */
-import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
 import { PROTOCOL_DESCRIPTOR } from './proto/descriptor.js';
-import { decodeMessage as decode, encodeMessage as encode, ProtoRegistry, type MessageType } from './protobuf.js';
+import { decodeMessage as decode, encodeMessage as encode, encodeMessageFrame as encodeFrame, ProtoRegistry, type MessageType } from './protobuf.js';
 
 /** A decoded protocol message. */
 export type ProtoMessage = Record<string, unknown>;
@@ -27,6 +26,11 @@ export function encodeMessage(type: MessageType, value: ProtoMessage): Buffer {
   return encode(type, value);
 }
 
+/** Encode a plain object as one gRPC message frame (5-byte prefix and message, one buffer). */
+export function encodeMessageFrame(type: MessageType, value: ProtoMessage): Buffer {
+  return encodeFrame(type, value);
+}
+
 /** Decode bytes of a message of `type` into a plain object. */
 export function decodeMessage(type: MessageType, bytes: Uint8Array): ProtoMessage {
   return decode(type, bytes);
@@ -39,22 +43,30 @@ export function methodTypes(service: string, method: string): { request: Message
   return { request: protocolRegistry().resolve(service, m.requestType) as MessageType, response: protocolRegistry().resolve(service, m.responseType) as MessageType };
 }
 
-/** A grpc-js-shaped service definition for every method of a service. */
-export function serviceDefinition(fullName: string): ServiceDefinition {
-  const definition: Record<string, MethodDefinition<ProtoMessage, ProtoMessage>> = {};
+/** A unary method as the plugin's own server serves it. */
+export interface UnaryMethodDefinition {
+  name: string;
+  /** The HTTP/2 `:path`: `/<service>/<method>`. */
+  path: string;
+  decode: (bytes: Uint8Array) => ProtoMessage;
+  /** The response as one gRPC message frame (prefix and message in one buffer). */
+  encodeFrame: (value: ProtoMessage) => Buffer;
+}
+
+/** The unary methods of a service (streaming ones are left out: the plugin serves none). */
+export function unaryMethods(fullName: string): UnaryMethodDefinition[] {
+  const out: UnaryMethodDefinition[] = [];
   for (const [name, method] of Object.entries(protocolRegistry().service(fullName))) {
+    if (method.requestStream === true || method.responseStream === true) continue;
     const { request, response } = methodTypes(fullName, name);
-    definition[name] = {
+    out.push({
+      name,
       path: `/${fullName}/${name}`,
-      requestStream: method.requestStream === true,
-      responseStream: method.responseStream === true,
-      requestSerialize: (value) => encode(request, value),
-      requestDeserialize: (bytes) => decode(request, bytes),
-      responseSerialize: (value) => encode(response, value),
-      responseDeserialize: (bytes) => decode(response, bytes),
-    };
+      decode: (bytes) => decode(request, bytes),
+      encodeFrame: (value) => encodeFrame(response, value),
+    });
   }
-  return definition;
+  return out;
 }
 
 /** Fully qualified service names. */

@@ -20,15 +20,19 @@ export const GrpcStatus = { OK: 0, INTERNAL: 13, UNIMPLEMENTED: 12, INVALID_ARGU
 /** One unary method: how to read its request, answer it, and write its response. */
 export interface UnaryMethod {
   decode(bytes: Buffer): unknown;
-  encode(response: unknown): Buffer;
+  /** The response as one gRPC message frame: the 5-byte prefix and the message in one buffer. */
+  encodeFrame(response: unknown): Buffer;
   /** Never rejects: failures are part of the response (diagnostics). */
   handle(request: unknown): Promise<unknown>;
   /** Runs once the response has been handed to the connection (GRPCController.Shutdown exits here). */
   afterResponse?: () => void;
 }
 
-/** Finds the method for a `:path`; may load code on first use. */
-export type MethodLookup = (path: string) => Promise<UnaryMethod | undefined>;
+/**
+ * Finds the method for a `:path`: at once when the methods are loaded, through a promise only
+ * while they load (the first calls of a process).
+ */
+export type MethodLookup = (path: string) => UnaryMethod | undefined | Promise<UnaryMethod | undefined>;
 
 /** Mutual TLS material: our key and certificate, and the client certificate to require. */
 export interface ServerTls {
@@ -40,65 +44,103 @@ export interface ServerTls {
 /** Core's client allows 256 MiB messages; accept as much. */
 const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
 
+/** Every answer's headers and trailers (http2 copies them; they are never changed). */
+const RESPONSE_HEADERS = Object.freeze({ ':status': 200, 'content-type': 'application/grpc' });
+const OK_TRAILERS = Object.freeze({ 'grpc-status': '0' });
+
 function trailersOnly(stream: ServerHttp2Stream, code: number, message: string): void {
   if (stream.destroyed || stream.headersSent) return;
   stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(code), 'grpc-message': encodeURIComponent(message) }, { endStream: true });
 }
 
+function destroyOnError(this: ServerHttp2Stream): void {
+  this.destroy();
+}
+
+function sendOkTrailers(this: ServerHttp2Stream): void {
+  this.sendTrailers(OK_TRAILERS);
+}
+
+function respond(stream: ServerHttp2Stream, method: UnaryMethod, response: unknown): void {
+  let frame: Buffer;
+  try {
+    frame = method.encodeFrame(response);
+  } catch (err) {
+    trailersOnly(stream, GrpcStatus.INTERNAL, (err as Error).message);
+    return;
+  }
+  if (stream.destroyed) return;
+  stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
+  stream.once('wantTrailers', sendOkTrailers);
+  if (method.afterResponse) stream.once('close', method.afterResponse);
+  stream.end(frame);
+}
+
+/** Decode the one message of `body` and answer it. */
+function answer(stream: ServerHttp2Stream, method: UnaryMethod, body: Buffer): void {
+  if (body.length < 5 || body[0] !== 0 || body.readUInt32BE(1) !== body.length - 5) {
+    trailersOnly(stream, GrpcStatus.INTERNAL, 'expected exactly one uncompressed message');
+    return;
+  }
+  let request: unknown;
+  try {
+    request = method.decode(body.subarray(5));
+  } catch (err) {
+    trailersOnly(stream, GrpcStatus.INTERNAL, `cannot decode the request: ${(err as Error).message}`);
+    return;
+  }
+  let pending: Promise<unknown>;
+  try {
+    pending = method.handle(request);
+  } catch (err) {
+    trailersOnly(stream, GrpcStatus.INTERNAL, (err as Error).message);
+    return;
+  }
+  pending.then(
+    (response) => respond(stream, method, response),
+    (err: unknown) => trailersOnly(stream, GrpcStatus.INTERNAL, (err as Error).message),
+  );
+}
+
 function serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, lookup: MethodLookup): void {
-  stream.on('error', () => stream.destroy());
+  stream.on('error', destroyOnError);
   const path = headers[':path'] ?? '';
   if (headers[':method'] !== 'POST' || !String(headers['content-type'] ?? '').startsWith('application/grpc')) {
     if (!stream.headersSent) stream.respond({ ':status': 415 }, { endStream: true });
     return;
   }
-  const chunks: Buffer[] = [];
+  // The body (one chunk, as a unary request nearly always comes, or several) and the method
+  // arrive in either order; the call is answered once both are there.
+  let first: Buffer | undefined;
+  let more: Buffer[] | undefined;
   let size = 0;
   let ended = false;
+  let tooLarge = false;
+  /** undefined: not looked up yet; null: no such method. */
+  let method: UnaryMethod | null | undefined;
+  const body = (): Buffer => (more ? Buffer.concat(more, size) : (first ?? Buffer.alloc(0)));
   stream.on('data', (chunk: Buffer) => {
     size += chunk.length;
-    if (size > MAX_MESSAGE_BYTES + 5) trailersOnly(stream, GrpcStatus.INVALID_ARGUMENT, 'message too large');
-    else chunks.push(chunk);
+    if (size > MAX_MESSAGE_BYTES + 5) {
+      tooLarge = true;
+      trailersOnly(stream, GrpcStatus.INVALID_ARGUMENT, 'message too large');
+    } else if (!first) first = chunk;
+    else (more ??= [first]).push(chunk);
   });
-  const body = new Promise<Buffer>((resolve) =>
-    stream.on('end', () => {
-      ended = true;
-      resolve(Buffer.concat(chunks));
-    }),
-  );
-  void lookup(path).then(async (method) => {
-    if (!method) {
+  stream.on('end', () => {
+    ended = true;
+    if (method && !tooLarge) answer(stream, method, body());
+  });
+  const found = (m: UnaryMethod | undefined): void => {
+    method = m ?? null;
+    if (!m) {
       trailersOnly(stream, GrpcStatus.UNIMPLEMENTED, `unknown method ${path}`);
       if (!ended) stream.close();
-      return;
-    }
-    const bytes = await body;
-    if (bytes.length < 5 || bytes[0] !== 0 || bytes.readUInt32BE(1) !== bytes.length - 5) {
-      trailersOnly(stream, GrpcStatus.INTERNAL, 'expected exactly one uncompressed message');
-      return;
-    }
-    let request: unknown;
-    try {
-      request = method.decode(bytes.subarray(5));
-    } catch (err) {
-      trailersOnly(stream, GrpcStatus.INTERNAL, `cannot decode the request: ${(err as Error).message}`);
-      return;
-    }
-    let payload: Buffer;
-    try {
-      payload = method.encode(await method.handle(request));
-    } catch (err) {
-      trailersOnly(stream, GrpcStatus.INTERNAL, (err as Error).message);
-      return;
-    }
-    if (stream.destroyed) return;
-    const prefix = Buffer.alloc(5);
-    prefix.writeUInt32BE(payload.length, 1);
-    stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
-    stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
-    if (method.afterResponse) stream.once('close', method.afterResponse);
-    stream.end(Buffer.concat([prefix, payload]));
-  });
+    } else if (ended && !tooLarge) answer(stream, m, body());
+  };
+  const looked = lookup(path);
+  if (looked instanceof Promise) looked.then(found, (err: unknown) => trailersOnly(stream, GrpcStatus.INTERNAL, (err as Error).message));
+  else found(looked);
 }
 
 /** A listening server. */

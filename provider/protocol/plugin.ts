@@ -12,10 +12,10 @@ import type { ProtoMessage } from './definitions.js';
 import { listenGrpc, type UnaryMethod } from './grpc-server.js';
 import { checkMagicCookie, formatHandshakeLine, negotiateProtocolVersion } from './handshake.js';
 import { codeCacheStatuses, noteServed } from './code-cache.js';
-import { log } from './log.js';
+import { log, logs } from './log.js';
 import { loadRpcLayer } from './rpc-layer.js';
 import { generateServerCertificate } from './tls.js';
-import { mark, markRpc, startTiming } from './timing.js';
+import { mark, markRpc, startTiming, timing } from './timing.js';
 
 const PARENT_POLL_MS = 1000;
 
@@ -25,11 +25,12 @@ function exitNow(code: number): never {
 
 /** Every method this plugin serves, by `:path`, with the codecs of its messages. */
 async function loadMethods(env: NodeJS.ProcessEnv, onShutdown: () => void): Promise<Map<string, UnaryMethod>> {
+  const timed = timing();
   const started = performance.now();
   mark('RPC layer loading');
-  const { serviceDefinition, PROVIDER_SERVICE, CONTROLLER_SERVICE, createProviderHandlers } = await loadRpcLayer(env);
-  log('debug', 'RPC layer loaded', { load_ms: Math.round(performance.now() - started), at_ms: Math.round(performance.now()) });
-  mark(`RPC layer loaded (code cache: ${codeCacheStatuses().join(', ') || 'not used'})`);
+  const { unaryMethods, PROVIDER_SERVICE, CONTROLLER_SERVICE, createProviderHandlers } = await loadRpcLayer(env);
+  if (logs('debug')) log('debug', 'RPC layer loaded', { load_ms: Math.round(performance.now() - started), at_ms: Math.round(performance.now()) });
+  if (timed) mark(`RPC layer loaded (code cache: ${codeCacheStatuses().join(', ') || 'not used'})`);
   const handlers = createProviderHandlers(env);
   const methods = new Map<string, UnaryMethod>();
   const add = (
@@ -37,16 +38,23 @@ async function loadMethods(env: NodeJS.ProcessEnv, onShutdown: () => void): Prom
     implementations: Record<string, (request: ProtoMessage) => Promise<ProtoMessage>>,
     after: Record<string, () => void> = {},
   ): void => {
-    for (const [name, definition] of Object.entries(serviceDefinition(service))) {
-      const handle = implementations[name];
-      if (!handle || definition.requestStream || definition.responseStream) continue;
-      methods.set(definition.path, {
-        decode: (bytes): unknown => definition.requestDeserialize(bytes),
-        encode: (response) => definition.responseSerialize(response),
-        handle: (request) => {
+    for (const definition of unaryMethods(service)) {
+      const { name, decode, encodeFrame } = definition;
+      const implementation = implementations[name];
+      if (!implementation) continue;
+      let served = false;
+      const handle = (request: unknown): Promise<ProtoMessage> => {
+        if (!served) {
+          served = true;
           noteServed(name);
-          return handle(request as ProtoMessage).finally(() => markRpc(name));
-        },
+        }
+        return implementation(request as ProtoMessage);
+      };
+      methods.set(definition.path, {
+        decode,
+        encodeFrame: (response) => encodeFrame(response as ProtoMessage),
+        // The first-RPC timing mark only when timing is on: no extra promise per call otherwise.
+        handle: timed ? (request) => handle(request).finally(() => markRpc(name)) : handle,
         ...(after[name] && { afterResponse: after[name] }),
       });
     }
@@ -85,10 +93,13 @@ export async function runPlugin(env: NodeJS.ProcessEnv = process.env): Promise<n
     log('debug', `shutting down: ${reason}`);
     exitNow(0);
   };
-  let methods: Promise<Map<string, UnaryMethod>> | undefined;
-  const lookup = (path: string): Promise<UnaryMethod | undefined> => {
-    methods ??= loadMethods(env, () => shutdown('GRPCController.Shutdown'));
-    return methods.then((table) => table.get(path));
+  // While the methods load, calls wait for them; after that a call finds its method at once.
+  let loading: Promise<Map<string, UnaryMethod>> | undefined;
+  let methods: Map<string, UnaryMethod> | undefined;
+  const lookup = (path: string): UnaryMethod | undefined | Promise<UnaryMethod | undefined> => {
+    if (methods) return methods.get(path);
+    loading ??= loadMethods(env, () => shutdown('GRPCController.Shutdown')).then((table) => (methods = table));
+    return loading.then((table) => table.get(path));
   };
 
   const clientCert = env['PLUGIN_CLIENT_CERT'];
@@ -97,7 +108,7 @@ export async function runPlugin(env: NodeJS.ProcessEnv = process.env): Promise<n
   mark('certificate');
   const server = await listenGrpc(lookup, cert ? { keyPem: cert.keyPem, certPem: cert.certPem, clientCertPem: clientCert ?? '' } : undefined, (what) => {
     mark(what);
-    log('trace', what, { at_ms: Math.round(performance.now()) });
+    if (logs('trace')) log('trace', what, { at_ms: Math.round(performance.now()) });
   });
 
   mark('listening');
@@ -106,7 +117,7 @@ export async function runPlugin(env: NodeJS.ProcessEnv = process.env): Promise<n
   // would first build a stream for it (≈1–2 ms).
   writeSync(1, formatHandshakeLine({ network: 'tcp', host: '127.0.0.1', port: server.port }, cert?.der, negotiated.version));
   mark('handshake written');
-  log('debug', 'plugin listening', { port: server.port, tls, startup_ms: Math.round(performance.now()) });
+  if (logs('debug')) log('debug', 'plugin listening', { port: server.port, tls, startup_ms: Math.round(performance.now()) });
   // Set up TLS and load the rest while core reads the line and connects.
   setImmediate(() => {
     server.prepare();

@@ -121,12 +121,16 @@ export class ProtoRegistry {
   }
 }
 
-/** Growable output buffer with protobuf primitives. */
+/**
+ * Growable output buffer with protobuf primitives. Length-delimited fields (nested messages, map
+ * entries, strings, packed numbers) are written in place: one byte is kept for the length, the
+ * content written after it, and the content moved up only when its length needs a longer varint.
+ */
 class Writer {
-  private buf = Buffer.allocUnsafe(256);
-  private pos = 0;
+  buf = Buffer.allocUnsafe(1024);
+  pos = 0;
 
-  private ensure(n: number): void {
+  ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
     this.buf.copy(next, 0, 0, this.pos);
@@ -154,7 +158,9 @@ class Writer {
   }
 
   tag(id: number, wire: number): void {
-    this.varint(id * 8 + wire);
+    const key = id * 8 + wire;
+    if (key < 0x80 && this.pos < this.buf.length) this.buf[this.pos++] = key;
+    else this.varint(key);
   }
 
   bytes(data: Uint8Array): void {
@@ -164,8 +170,46 @@ class Writer {
     this.pos += data.length;
   }
 
-  finish(): Buffer {
-    return this.buf.subarray(0, this.pos);
+  /** A string's UTF-8 with its length, written straight into the buffer. */
+  string(text: string): void {
+    // At most 3 bytes per UTF-16 unit (a lone surrogate becomes U+FFFD, 3 bytes, as in Buffer.from).
+    const max = text.length * 3;
+    this.ensure(max + 10);
+    if (max < 0x80) {
+      const n = this.buf.write(text, this.pos + 1, 'utf8');
+      this.buf[this.pos] = n;
+      this.pos += 1 + n;
+    } else {
+      this.bytes(Buffer.from(text, 'utf8'));
+    }
+  }
+
+  /** Keeps one byte for a length; returns where the content starts. */
+  begin(): number {
+    this.ensure(1);
+    return ++this.pos;
+  }
+
+  /** Writes the length of the content since `start` (from begin), moving it up if need be. */
+  end(start: number): void {
+    const length = this.pos - start;
+    if (length < 0x80) {
+      this.buf[start - 1] = length;
+      return;
+    }
+    let extra = 0;
+    for (let v = length; v >= 0x80; v = Math.floor(v / 0x80)) extra++;
+    this.ensure(extra);
+    this.buf.copyWithin(start + extra, start, this.pos);
+    // The length's varint fills the kept byte and the `extra` ones just made.
+    let at = start - 1;
+    let v = length;
+    while (v >= 0x80) {
+      this.buf[at++] = (v % 0x80) | 0x80;
+      v = Math.floor(v / 0x80);
+    }
+    this.buf[at] = v;
+    this.pos += extra;
   }
 }
 
@@ -185,7 +229,7 @@ function scalarNumber(value: unknown, scalar: Scalar): number | bigint {
 function writeScalar(w: Writer, id: number, scalar: Scalar, value: unknown): void {
   if (scalar === 'string') {
     w.tag(id, 2);
-    w.bytes(Buffer.from(String(value), 'utf8'));
+    w.string(String(value));
   } else if (scalar === 'bytes') {
     w.tag(id, 2);
     w.bytes(toBytes(value));
@@ -195,6 +239,13 @@ function writeScalar(w: Writer, id: number, scalar: Scalar, value: unknown): voi
   }
 }
 
+function writeNested(w: Writer, id: number, type: MessageType, value: Record<string, unknown>): void {
+  w.tag(id, 2);
+  const start = w.begin();
+  writeMessage(w, type, value);
+  w.end(start);
+}
+
 function writeMessage(w: Writer, type: MessageType, value: Record<string, unknown>): void {
   for (const field of type.layout.fields) {
     const v = value[field.name];
@@ -202,57 +253,93 @@ function writeMessage(w: Writer, type: MessageType, value: Record<string, unknow
     if (field.map) {
       for (const [key, entry] of Object.entries(v as Record<string, unknown>)) {
         if (entry === undefined || entry === null) continue;
-        const inner = new Writer();
-        writeScalar(inner, 1, 'string', key);
-        if (field.map.message) {
-          inner.tag(2, 2);
-          inner.bytes(encodeMessage(field.map.message, entry as Record<string, unknown>));
-        } else writeScalar(inner, 2, field.map.scalar ?? 'string', entry);
         w.tag(field.id, 2);
-        w.bytes(inner.finish());
+        const start = w.begin();
+        writeScalar(w, 1, 'string', key);
+        if (field.map.message) writeNested(w, 2, field.map.message, entry as Record<string, unknown>);
+        else writeScalar(w, 2, field.map.scalar ?? 'string', entry);
+        w.end(start);
       }
     } else if (field.repeated) {
       const items = v as unknown[];
       if (items.length === 0) continue;
       if (field.message) {
-        for (const item of items) {
-          w.tag(field.id, 2);
-          w.bytes(encodeMessage(field.message, item as Record<string, unknown>));
-        }
+        for (const item of items) writeNested(w, field.id, field.message, item as Record<string, unknown>);
       } else if (field.scalar === 'string' || field.scalar === 'bytes') {
         for (const item of items) writeScalar(w, field.id, field.scalar, item);
       } else {
-        const packed = new Writer();
-        for (const item of items) packed.varint(scalarNumber(item, field.scalar ?? 'int64'));
         w.tag(field.id, 2);
-        w.bytes(packed.finish());
+        const start = w.begin();
+        for (const item of items) w.varint(scalarNumber(item, field.scalar ?? 'int64'));
+        w.end(start);
       }
-    } else if (field.message) {
-      w.tag(field.id, 2);
-      w.bytes(encodeMessage(field.message, v as Record<string, unknown>));
-    } else writeScalar(w, field.id, field.scalar ?? 'string', v);
+    } else if (field.message) writeNested(w, field.id, field.message, v as Record<string, unknown>);
+    else writeScalar(w, field.id, field.scalar ?? 'string', v);
+  }
+}
+
+/** The process' writer; a call that finds it busy (never, in practice) gets its own. */
+let shared: Writer | undefined;
+let busy = false;
+
+function encodeWith(type: MessageType, value: Record<string, unknown>, reserve: number): Buffer {
+  const w = busy ? new Writer() : (shared ??= new Writer());
+  const mine = w === shared;
+  if (mine) busy = true;
+  try {
+    w.pos = reserve;
+    writeMessage(w, type, value);
+    // One buffer of the exact size: the writer's own is reused by the next call.
+    const out = Buffer.allocUnsafe(w.pos);
+    w.buf.copy(out, 0, 0, w.pos);
+    return out;
+  } finally {
+    if (mine) busy = false;
   }
 }
 
 /** Encode a plain object as a message of `type`. */
 export function encodeMessage(type: MessageType, value: Record<string, unknown>): Buffer {
-  const w = new Writer();
-  writeMessage(w, type, value);
-  return w.finish();
+  return encodeWith(type, value, 0);
 }
 
-/** Input cursor with protobuf primitives. */
+/**
+ * Encode a plain object as one gRPC message frame: the 5-byte prefix (not compressed, big-endian
+ * length) and the message, in a single buffer.
+ */
+export function encodeMessageFrame(type: MessageType, value: Record<string, unknown>): Buffer {
+  const frame = encodeWith(type, value, 5);
+  frame[0] = 0;
+  frame.writeUInt32BE(frame.length - 5, 1);
+  return frame;
+}
+
+/**
+ * Input cursor with protobuf primitives over one buffer: a nested message is read in place, up to
+ * its own end (no sub-buffer or reader per nested message).
+ */
 class Reader {
   pos = 0;
-  constructor(readonly buf: Buffer) {}
+  /** Where the message being read ends. */
+  end: number;
+  constructor(readonly buf: Buffer) {
+    this.end = buf.length;
+  }
 
   private byte(): number {
-    if (this.pos >= this.buf.length) throw new Error('protobuf: truncated varint');
-    return this.buf[this.pos++] ?? 0;
+    if (this.pos >= this.end) throw new Error('protobuf: truncated varint');
+    return this.buf[this.pos++] as number;
   }
 
   /** A varint as a number, or a bigint beyond 49 bits (negative int64 on the wire). */
   varint(): bigint | number {
+    if (this.pos < this.end) {
+      const first = this.buf[this.pos] as number;
+      if (first < 0x80) {
+        this.pos++;
+        return first;
+      }
+    }
     const start = this.pos;
     let result = 0;
     for (let shift = 0; shift < 49; shift += 7) {
@@ -270,18 +357,33 @@ class Reader {
     throw new Error('protobuf: varint too long');
   }
 
-  length(): Buffer {
+  /** The end of a length-delimited field whose content starts at pos. */
+  limit(): number {
     const n = Number(this.varint());
-    if (this.pos + n > this.buf.length) throw new Error('protobuf: truncated field');
-    const out = this.buf.subarray(this.pos, this.pos + n);
-    this.pos += n;
+    if (this.pos + n > this.end) throw new Error('protobuf: truncated field');
+    return this.pos + n;
+  }
+
+  string(): string {
+    const stop = this.limit();
+    const text = this.buf.toString('utf8', this.pos, stop);
+    this.pos = stop;
+    return text;
+  }
+
+  /** A copy of a bytes field (the result never shares the request's memory). */
+  bytes(): Buffer {
+    const stop = this.limit();
+    const out = Buffer.allocUnsafe(stop - this.pos);
+    this.buf.copy(out, 0, this.pos, stop);
+    this.pos = stop;
     return out;
   }
 
   skip(wire: number): void {
     if (wire === 0) this.varint();
     else if (wire === 1) this.pos += 8;
-    else if (wire === 2) this.length();
+    else if (wire === 2) this.pos = this.limit();
     else if (wire === 5) this.pos += 4;
     else throw new Error(`protobuf: unsupported wire type ${wire}`);
   }
@@ -294,18 +396,29 @@ function numberOf(raw: bigint | number, scalar: Scalar): number | boolean {
 }
 
 function readScalar(r: Reader, wire: number, scalar: Scalar): unknown {
-  if (scalar === 'string') return r.length().toString('utf8');
-  if (scalar === 'bytes') return Buffer.from(r.length());
+  if (scalar === 'string') return r.string();
+  if (scalar === 'bytes') return r.bytes();
   if (wire !== 0) throw new Error(`protobuf: wire type ${wire} for ${scalar}`);
   return numberOf(r.varint(), scalar);
 }
 
-/** Decode bytes of a message of `type` into a plain object. */
-export function decodeMessage(type: MessageType, bytes: Uint8Array): Record<string, unknown> {
-  const r = new Reader(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+/** Reads a nested message: its length, then its fields up to its end. */
+function readNested(r: Reader, type: MessageType): Record<string, unknown> {
+  const stop = r.limit();
+  const outer = r.end;
+  r.end = stop;
+  const value = readMessage(r, type);
+  // (a fixed-width field skipped at the very end may have stepped past it)
+  r.pos = stop;
+  r.end = outer;
+  return value;
+}
+
+/** Reads the fields of a message of `type` from pos up to the reader's end. */
+function readMessage(r: Reader, type: MessageType): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const { byId } = type.layout;
-  while (r.pos < r.buf.length) {
+  while (r.pos < r.end) {
     const key = Number(r.varint());
     const id = Math.floor(key / 8);
     const wire = key % 8;
@@ -315,29 +428,42 @@ export function decodeMessage(type: MessageType, bytes: Uint8Array): Record<stri
       continue;
     }
     if (field.map) {
-      const entry = new Reader(r.length());
+      const stop = r.limit();
+      const outer = r.end;
+      r.end = stop;
       let k = '';
       let v: unknown;
-      while (entry.pos < entry.buf.length) {
-        const ek = Number(entry.varint());
-        if (ek >> 3 === 1) k = entry.length().toString('utf8');
-        else if (ek >> 3 === 2) v = field.map.message ? decodeMessage(field.map.message, entry.length()) : readScalar(entry, ek & 7, field.map.scalar ?? 'string');
-        else entry.skip(ek & 7);
+      while (r.pos < stop) {
+        const ek = Number(r.varint());
+        if (ek >> 3 === 1) k = r.string();
+        else if (ek >> 3 === 2) v = field.map.message ? readNested(r, field.map.message) : readScalar(r, ek & 7, field.map.scalar ?? 'string');
+        else r.skip(ek & 7);
       }
+      r.pos = stop;
+      r.end = outer;
       const map = (out[field.name] ??= {}) as Record<string, unknown>;
       map[k] = v ?? (field.map.message ? {} : undefined);
     } else if (field.message) {
-      const value = decodeMessage(field.message, r.length());
+      const value = readNested(r, field.message);
       if (field.repeated) ((out[field.name] ??= []) as unknown[]).push(value);
       else out[field.name] = value;
     } else if (field.repeated) {
       const list = (out[field.name] ??= []) as unknown[];
       const scalar = field.scalar ?? 'string';
       if (wire === 2 && scalar !== 'string' && scalar !== 'bytes') {
-        const packed = new Reader(r.length());
-        while (packed.pos < packed.buf.length) list.push(numberOf(packed.varint(), scalar));
+        const stop = r.limit();
+        const outer = r.end;
+        r.end = stop;
+        while (r.pos < stop) list.push(numberOf(r.varint(), scalar));
+        r.pos = stop;
+        r.end = outer;
       } else list.push(readScalar(r, wire, scalar));
     } else out[field.name] = readScalar(r, wire, field.scalar ?? 'string');
   }
   return out;
+}
+
+/** Decode bytes of a message of `type` into a plain object. */
+export function decodeMessage(type: MessageType, bytes: Uint8Array): Record<string, unknown> {
+  return readMessage(new Reader(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)), type);
 }

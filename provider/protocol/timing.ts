@@ -25,6 +25,11 @@ export function startTiming(env: NodeJS.ProcessEnv): void {
   });
 }
 
+/** Whether this process records timing marks (KMS_PLUGIN_TIMING=1). */
+export function timing(): boolean {
+  return marks !== undefined;
+}
+
 export function mark(name: string): void {
   if (!marks) return;
   const cpu = process.cpuUsage();

@@ -4,7 +4,7 @@
  */
 import { errorDiag } from '../diagnostics.js';
 import type { ProtoMessage } from '../protocol/definitions.js';
-import { log } from '../protocol/log.js';
+import { log, logs } from '../protocol/log.js';
 import { DATA_SOURCES, EPHEMERAL_RESOURCES, RESOURCES } from '../resources/index.js';
 import { applyResourceChange } from './apply-resource-change.js';
 import { withDiagnostics } from './convert.js';
@@ -51,12 +51,14 @@ const RPCS: Record<string, Rpc> = {
 export function createProviderHandlers(env: NodeJS.ProcessEnv = process.env): Record<string, UnaryHandler> {
   const server = new ProviderServer(env, RESOURCES, DATA_SOURCES, EPHEMERAL_RESOURCES);
   const handlers: Record<string, UnaryHandler> = {};
+  // The per-call debug line and its timing only when core logs at all.
+  const debug = logs('debug');
   for (const [name, rpc] of Object.entries(RPCS)) {
     handlers[name] = async (request) => {
-      const started = performance.now();
+      const started = debug ? performance.now() : 0;
       try {
         const response = await rpc(server, request);
-        log('debug', `${name} done`, { rpc: name, ms: Math.round(performance.now() - started) });
+        if (debug) log('debug', `${name} done`, { rpc: name, ms: Math.round(performance.now() - started) });
         return response;
       } catch (err) {
         log('error', `${name} failed`, { rpc: name, error: (err as Error).stack ?? String(err) });
