@@ -23,7 +23,7 @@ import { startBenchDaemon, stopChild } from './kmsd.js';
 import { ensureLocalKms, startLocalKms, trent, type LocalKmsBinary } from './local-kms.js';
 import { REPO_ROOT } from './paths.js';
 import { figure, type Figure } from './stats.js';
-import { pacedLoad, type PacedRun } from './paced.js';
+import { pacedLoad, type PacedRun, type RequestShape } from './paced.js';
 import { cpuTimes, pinProcess, processCpuMs, stealPercent } from './system.js';
 import { summarizeMetrics, type MetricsSummary } from './metrics-scrape.js';
 import { ensureVault, startVault, VAULT_AUDIT_TARGET, VAULT_KEY, VAULT_TARGET, type VaultBinary } from './vault.js';
@@ -93,12 +93,6 @@ export interface DataPlaneResult {
    * stalls that long land in the p99s.
    */
   cpuStealPercent?: number;
-}
-
-interface RequestShape {
-  url: string;
-  headers: Record<string, string>;
-  body: string;
 }
 
 /** One server under test: what to send for an operation and size, and how to stop it. */
@@ -310,7 +304,7 @@ async function benchCase(target: Target, operation: Operation, size: number, opt
   };
   options.log(
     `dataplane ${target.name} ${operation} ${size} B: ${Math.round(peak.median)} ops/s, ` +
-        `${result.cpuUsPerCallAtPeak ? `${Math.round(result.cpuUsPerCallAtPeak.median)} µs CPU/call, ` : ''}p99 ${result.p99MsAtPeak.median} ms; ` +
+      `${result.cpuUsPerCallAtPeak ? `${Math.round(result.cpuUsPerCallAtPeak.median)} µs CPU/call, ` : ''}p99 ${result.p99MsAtPeak.median} ms; ` +
       `at ${halfRate}/s p99 ${result.p99MsAtHalfRate.median.toFixed(2)} ms${result.failures ? `; ${result.failures} failures` : ''}`,
   );
   return result;

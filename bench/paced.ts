@@ -9,13 +9,14 @@
  * Node's timers fire at 1 ms granularity, so arrivals come in groups each millisecond and a request
  * may leave up to about a millisecond after it was due; that lag is counted against the server,
  * and the run reports how many requests left more than 1 ms late. (Polling the schedule with
- * setImmediate instead was tried: on a pinned core it made the load fall behind by hundreds of
- * milliseconds on this 2-core VM.)
+ * setImmediate instead was tried: in three tries on a pinned core of a busy 2-core VM the load fell
+ * behind by hundreds of milliseconds, so it was dropped.)
  */
 import { Agent, request } from 'node:http';
 import { percentile } from './stats.js';
 
-export interface PacedShape {
+/** One request of a load: where to POST it, with which headers and body. */
+export interface RequestShape {
   url: string;
   headers: Record<string, string>;
   body: string;
@@ -46,7 +47,7 @@ export interface PacedRun {
   maxSendLagMs: number;
 }
 
-export async function pacedLoad(shape: PacedShape, options: PacedOptions): Promise<PacedRun> {
+export async function pacedLoad(shape: RequestShape, options: PacedOptions): Promise<PacedRun> {
   const total = Math.max(1, Math.round(options.rate * options.seconds));
   const intervalMs = 1000 / options.rate;
   const url = new URL(shape.url);

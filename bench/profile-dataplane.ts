@@ -15,7 +15,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { api, newTestToken, tempDir } from '../test/support/daemon.js';
 import { startBenchDaemon } from './kmsd.js';
-import { pinProcess, pinningAvailable } from './system.js';
+import { pinProcess, pinningAvailable, processCpuMs } from './system.js';
 
 interface ProfileNode {
   id: number;
@@ -50,14 +50,6 @@ const LAYERS: [string, (name: string, url: string) => boolean][] = [
   ['other node internals', (_n, u) => u.startsWith('node:')],
   ['native / program', (n, u) => u === '' && (n === '(program)' || n === '')],
 ];
-
-/** utime + stime of a process (all threads), in seconds, from /proc/<pid>/stat. */
-export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // Fields 14 and 15 of stat(5), counted from after the command name: state is the 3rd field.
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 export interface LayerTime {
   layer: string;
@@ -117,9 +109,14 @@ async function main(): Promise<void> {
     body = JSON.stringify({ ciphertext: enc.body.ciphertext });
   }
   await autocannon({ url, method: 'POST', headers, body, connections: Number(values.connections), duration: 3 });
-  const cpuBefore = cpuSeconds(daemon.pid);
+  const cpuMs = () => {
+    const ms = processCpuMs(daemon.pid);
+    if (ms === undefined) throw new Error(`cannot read the CPU time of the daemon (pid ${daemon.pid}) from /proc`);
+    return ms;
+  };
+  const cpuBefore = cpuMs();
   const result = await autocannon({ url, method: 'POST', headers, body, connections: Number(values.connections), duration: Number(values.seconds) });
-  const cpuPerCall = ((cpuSeconds(daemon.pid) - cpuBefore) * 1e6) / (result['2xx'] + result.non2xx);
+  const cpuPerCall = ((cpuMs() - cpuBefore) * 1e3) / (result['2xx'] + result.non2xx);
   await daemon.stop();
   // node names the file CPU.<date>.<time>.<pid>.<tid>.<seq>.cpuprofile: take the daemon's own.
   const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile') && f.split('.')[3] === String(daemon.pid));
