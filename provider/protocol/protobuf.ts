@@ -441,7 +441,9 @@ function readMessage(r: Reader, type: MessageType): Record<string, unknown> {
       }
       r.pos = stop;
       r.end = outer;
-      const map = (out[field.name] ??= {}) as Record<string, unknown>;
+      // keys come from the wire: a null-prototype table, so `__proto__` or
+      // `constructor` are ordinary entries and never reach Object.prototype
+      const map = (out[field.name] ??= Object.create(null)) as Record<string, unknown>;
       map[k] = v ?? (field.map.message ? {} : undefined);
     } else if (field.message) {
       const value = readNested(r, field.message);

@@ -103,4 +103,19 @@ describe('protobuf codec', () => {
     const bytes = Buffer.concat([Buffer.from([0x12, nested.length]), nested, Buffer.from([0x0a, 0x01, 0x6b])]);
     expect(plain(decodeMessage(request, bytes))).toEqual(plain({ current_state: { msgpack: Buffer.from('ab') }, type_name: 'k' }));
   });
+
+  it('map keys from the wire land in a null-prototype table: __proto__ and constructor are plain entries', () => {
+    const { request: type } = methodTypes('tfplugin6.Provider', 'UpgradeResourceState');
+    const ref = reference('tfplugin6.UpgradeResourceState.Request');
+    const flatmap = JSON.parse('{"__proto__":"x","constructor":"y","toString":"z"}') as Record<string, string>;
+    const bytes = ref.encode(ref.fromObject({ type_name: 'k', raw_state: { flatmap } })).finish();
+    const decoded = decodeMessage(type, bytes) as { raw_state: { flatmap: Record<string, string> } };
+    const map = decoded.raw_state.flatmap;
+    expect(Object.getPrototypeOf(map)).toBeNull();
+    expect(Object.keys(map).sort()).toEqual(['__proto__', 'constructor', 'toString']);
+    expect(Object.getOwnPropertyDescriptor(map, '__proto__')?.value).toBe('x');
+    expect(map['constructor']).toBe('y');
+    expect(({} as Record<string, unknown>)['x']).toBeUndefined();
+    expect(Object.getPrototypeOf({})).toBe(Object.prototype);
+  });
 });
