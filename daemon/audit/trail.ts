@@ -107,6 +107,12 @@ const ZERO_CHUNK_BYTES = MiB;
 const ZERO_FIRST_CHUNK_BYTES = 128 * 1024;
 /** After a zero-fill failed (ENOSPC…), the next one waits this long (the writer does not need it). */
 const ZERO_RETRY_MS = 60_000;
+/**
+ * How long the active segment stays open for writing after the last batch: while calls keep
+ * coming, each batch is one write on the open handle (no open and close per batch); after this
+ * much quiet it is closed, so an operator can remount the data directory read-only.
+ */
+export const IDLE_CLOSE_MS = 1000;
 
 /** The write handle of the active segment: what the writer needs of a `FileHandle` (a test seam). */
 export interface AuditFileHandle {
@@ -162,6 +168,8 @@ export interface AuditTrailOptions {
   chainKeyMaxEvents?: number;
   /** Zeros kept ahead of the write position (default ZERO_AHEAD_BYTES; 0: none, every batch appends). */
   zeroAheadBytes?: number;
+  /** How long the active segment stays open after the last batch (default IDLE_CLOSE_MS; 0: closed after every burst). */
+  idleCloseMs?: number;
 }
 
 /** A segment in memory: its name and what is known of its content. */
@@ -358,7 +366,7 @@ export async function openAuditLog(dataDir: string, options: AuditTrailOptions):
     createdMs = resumed.firstTimeMs ?? now().getTime();
   } else {
     const name = parseSegmentName(segmentFileName(start.seq + 1)) as SegmentName;
-    // Created (and its directory entry made durable) now; opened again for each burst of writes.
+    // Created (and its directory entry made durable) now; opened again by the first batch.
     await (await openSegmentFile(join(dir, name.name))).close();
     handle = undefined;
     fsyncDirectory(dir);
@@ -683,6 +691,7 @@ export class SegmentedAuditLog implements AuditLog {
   private pruning: Promise<void> | undefined;
   private timers: NodeJS.Timeout[] = [];
   private retryTimer: NodeJS.Timeout | undefined;
+  private idleCloseTimer: NodeJS.Timeout | undefined;
   private readonly now: () => Date;
   private readonly segmentBytes: number;
   private readonly segmentMaxAgeMs: number;
@@ -828,6 +837,7 @@ export class SegmentedAuditLog implements AuditLog {
     this.closing ??= (async () => {
       for (const timer of this.timers) clearInterval(timer);
       if (this.retryTimer !== undefined) clearInterval(this.retryTimer);
+      if (this.idleCloseTimer !== undefined) clearTimeout(this.idleCloseTimer);
       try {
         if (this.failure === undefined && this.head.seq > this.durable.seq) await this.waitDurable();
       } catch (err) {
@@ -875,6 +885,8 @@ export class SegmentedAuditLog implements AuditLog {
 
   private async drain(): Promise<void> {
     let started: bigint;
+    if (this.idleCloseTimer !== undefined) clearTimeout(this.idleCloseTimer);
+    this.idleCloseTimer = undefined;
     while (this.pending.length > 0 && this.failure === undefined) {
       let batch = this.pending;
       let batchHead = this.head;
@@ -930,13 +942,26 @@ export class SegmentedAuditLog implements AuditLog {
       this.waiters = still;
       this.durableListener?.(this.durable.seq);
     }
-    // Nothing stays open for writing between bursts, so an operator can remount the data
-    // directory read-only (and a failed fsync never meets a long-lived handle).
+    // Nothing stays open for writing once calls stop (IDLE_CLOSE_MS), so an operator can remount
+    // the data directory read-only; a failed write or fsync drops the handle at once (`fail`).
     if (this.pending.length === 0 && this.failure === undefined && this.handle !== undefined) {
-      const handle = this.handle;
-      this.handle = undefined;
-      await handle.close().catch(() => undefined);
+      const idleMs = this.options.idleCloseMs ?? IDLE_CLOSE_MS;
+      if (idleMs <= 0) await this.closeIdleHandle();
+      else {
+        this.idleCloseTimer = setTimeout(() => void this.closeIdleHandle(), idleMs);
+        this.idleCloseTimer.unref();
+      }
     }
+  }
+
+  /** Closes the active segment's handle unless a batch, a retry or shutdown is using it. */
+  private async closeIdleHandle(): Promise<void> {
+    this.idleCloseTimer = undefined;
+    if (this.draining !== undefined || this.pending.length > 0 || this.failure !== undefined || this.closing !== undefined) return;
+    const handle = this.handle;
+    if (handle === undefined) return;
+    this.handle = undefined;
+    await handle.close().catch(() => undefined);
   }
 
   /** Whether the batch must be split or the segment sealed first (by size or age). */

@@ -113,9 +113,29 @@ describe('disk full', () => {
   });
 });
 
+/**
+ * Remounts read-only. The kernel refuses (EBUSY) while a file is open for writing: the daemon
+ * keeps its audit segment open only while calls come (closed after 1 s of quiet), so the remount
+ * must succeed within a few seconds of the last call.
+ */
+async function remountReadOnly(): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      mount('-o', 'remount,ro', mnt);
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
 describe('read-only file system', () => {
   it('answers 503 naming the cause while read-only, and heals when writable again', async () => {
-    mount('-o', 'remount,ro', mnt);
+    // calls right before: the remount waits for the idle segment to be closed, not for a restart
+    expect((await createKey('before-ro')).status).toBe(200);
+    await remountReadOnly();
     try {
       const create = await createKey('during-ro');
       expect(create.status).toBe(503);

@@ -728,6 +728,41 @@ describe('write faults', () => {
     expect(await verify(dataDir)).toMatchObject({ ok: true, events: 30 });
   });
 
+  it('keeps the active segment open while batches come, closes it after idleCloseMs of quiet, and on close', async () => {
+    let opens = 0;
+    let open_ = 0;
+    const openSegmentFile = async (path: string): Promise<AuditFileHandle> => {
+      opens++;
+      open_++;
+      const real = await open(path, constants.O_WRONLY | constants.O_CREAT, 0o600);
+      return {
+        write: (buffer, offset, length, position) => real.write(buffer, offset, length, position),
+        datasync: () => real.datasync(),
+        truncate: (length) => real.truncate(length),
+        close: async () => {
+          open_--;
+          await real.close();
+        },
+      };
+    };
+    const { dataDir, log } = await trailWith(1, { openSegmentFile, zeroAheadBytes: 0, idleCloseMs: 1500 });
+    const afterFirst = opens;
+    expect(open_).toBe(1);
+    for (let n = 2; n <= 6; n++) {
+      log.append(event(n));
+      await log.flush();
+    }
+    expect(opens).toBe(afterFirst);
+    await waitFor(() => open_ === 0, 'the idle segment to be closed');
+    log.append(event(7));
+    await log.flush();
+    expect(opens).toBe(afterFirst + 1);
+    expect(open_).toBe(1);
+    await log.close();
+    expect(open_).toBe(0);
+    expect(await verify(dataDir)).toMatchObject({ ok: true, events: 7 });
+  });
+
   /** Wraps real file handles; `faults` says which call fails next and how. */
   function faultyFiles() {
     const faults: { write?: string; partial?: boolean; datasync?: string } = {};
