@@ -168,7 +168,7 @@ export interface AuditTrailOptions {
   chainKeyMaxEvents?: number;
   /** Zeros kept ahead of the write position (default ZERO_AHEAD_BYTES; 0: none, every batch appends). */
   zeroAheadBytes?: number;
-  /** How long the active segment stays open after the last batch (default IDLE_CLOSE_MS; 0: closed after every burst). */
+  /** How long the active segment stays open after the last batch (default IDLE_CLOSE_MS; 0: closed as each burst ends). */
   idleCloseMs?: number;
 }
 
@@ -945,12 +945,9 @@ export class SegmentedAuditLog implements AuditLog {
     // Nothing stays open for writing once calls stop (IDLE_CLOSE_MS), so an operator can remount
     // the data directory read-only; a failed write or fsync drops the handle at once (`fail`).
     if (this.pending.length === 0 && this.failure === undefined && this.handle !== undefined) {
-      const idleMs = this.options.idleCloseMs ?? IDLE_CLOSE_MS;
-      if (idleMs <= 0) await this.closeIdleHandle();
-      else {
-        this.idleCloseTimer = setTimeout(() => void this.closeIdleHandle(), idleMs);
-        this.idleCloseTimer.unref();
-      }
+      // (a timer even at 0 ms: the close must wait until this drain is over)
+      this.idleCloseTimer = setTimeout(() => void this.closeIdleHandle(), this.options.idleCloseMs ?? IDLE_CLOSE_MS);
+      this.idleCloseTimer.unref();
     }
   }
 

@@ -729,47 +729,49 @@ describe('write faults', () => {
   });
 
   it('keeps the active segment open while batches come, closes it after idleCloseMs of quiet, and on close', async () => {
-    let opens = 0;
-    let open_ = 0;
-    const openSegmentFile = async (path: string): Promise<AuditFileHandle> => {
-      opens++;
-      open_++;
-      const real = await open(path, constants.O_WRONLY | constants.O_CREAT, 0o600);
-      return {
-        write: (buffer, offset, length, position) => real.write(buffer, offset, length, position),
-        datasync: () => real.datasync(),
-        truncate: (length) => real.truncate(length),
-        close: async () => {
-          open_--;
-          await real.close();
-        },
-      };
-    };
-    const { dataDir, log } = await trailWith(1, { openSegmentFile, zeroAheadBytes: 0, idleCloseMs: 1500 });
-    const afterFirst = opens;
-    expect(open_).toBe(1);
+    const files = faultyFiles();
+    const { dataDir, log } = await trailWith(1, { openSegmentFile: files.openSegmentFile, zeroAheadBytes: 0, idleCloseMs: 1500 });
+    const afterFirst = files.opens();
+    expect(files.openNow()).toBe(1);
     for (let n = 2; n <= 6; n++) {
       log.append(event(n));
       await log.flush();
     }
-    expect(opens).toBe(afterFirst);
-    await waitFor(() => open_ === 0, 'the idle segment to be closed');
+    expect(files.opens()).toBe(afterFirst);
+    await waitFor(() => files.openNow() === 0, 'the idle segment to be closed');
     log.append(event(7));
     await log.flush();
-    expect(opens).toBe(afterFirst + 1);
-    expect(open_).toBe(1);
+    expect(files.opens()).toBe(afterFirst + 1);
+    expect(files.openNow()).toBe(1);
     await log.close();
-    expect(open_).toBe(0);
+    expect(files.openNow()).toBe(0);
     expect(await verify(dataDir)).toMatchObject({ ok: true, events: 7 });
   });
 
-  /** Wraps real file handles; `faults` says which call fails next and how. */
+  it('with idleCloseMs 0 closes the active segment as each burst ends', async () => {
+    const files = faultyFiles();
+    const { dataDir, log } = await trailWith(1, { openSegmentFile: files.openSegmentFile, zeroAheadBytes: 0, idleCloseMs: 0 });
+    for (let n = 2; n <= 4; n++) {
+      await waitFor(() => files.openNow() === 0, 'the segment to be closed after its burst');
+      const before = files.opens();
+      log.append(event(n));
+      await log.flush();
+      expect(files.opens()).toBe(before + 1);
+    }
+    await log.close();
+    expect(files.openNow()).toBe(0);
+    expect(await verify(dataDir)).toMatchObject({ ok: true, events: 4 });
+  });
+
+  /** Wraps real file handles; `faults` says which call fails next and how; counts opens and handles still open. */
   function faultyFiles() {
     const faults: { write?: string; partial?: boolean; datasync?: string } = {};
     let opens = 0;
+    let openNow = 0;
     const openSegmentFile = async (path: string): Promise<AuditFileHandle> => {
       opens++;
       const real = await open(path, constants.O_WRONLY | constants.O_CREAT, 0o600);
+      openNow++;
       const errno = (code: string, syscall: string) => Object.assign(new Error(`${code}: injected, ${syscall}`), { code, syscall });
       return {
         write: async (buffer, offset, length, position) => {
@@ -786,10 +788,13 @@ describe('write faults', () => {
           return real.datasync();
         },
         truncate: (length) => real.truncate(length),
-        close: () => real.close(),
+        close: async () => {
+          openNow--;
+          await real.close();
+        },
       };
     };
-    return { faults, openSegmentFile, opens: () => opens };
+    return { faults, openSegmentFile, opens: () => opens, openNow: () => openNow };
   }
 
   it.each([
