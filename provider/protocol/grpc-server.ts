@@ -209,6 +209,7 @@ export function listenGrpc(lookup: MethodLookup, tls: ServerTls | undefined, onE
   let side: Promise<Http2Side> | undefined;
   const prepare = (): Promise<Http2Side> => (side ??= createHttp2Side(lookup, tls, onEvent));
   const listener: NetServer = createNetServer({ pauseOnConnect: true }, (socket: Socket) => {
+    onEvent?.('TCP accepted');
     socket.on('error', () => socket.destroy());
     prepare().then(
       ({ server }) => {
