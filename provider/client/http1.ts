@@ -47,24 +47,9 @@ export function serializeRequest(method: string, url: URL, headers: Record<strin
     if (lower === 'content-length') hasLength = true;
     head += `${name}: ${value}\r\n`;
   }
-  if (body !== undefined && !hasLength) head += `Content-Length: ${utf8ByteLength(body)}\r\n`;
+  if (body !== undefined && !hasLength) head += `Content-Length: ${Buffer.byteLength(body, 'utf8')}\r\n`;
   if (close) head += 'Connection: close\r\n';
   return `${head}\r\n${body ?? ''}`;
-}
-
-/** UTF-8 length of a string (a lone surrogate is written as U+FFFD, three bytes). */
-function utf8ByteLength(text: string): number {
-  let n = text.length;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x80) continue;
-    if (c < 0x800) n += 1;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      n += 2;
-      i++;
-    } else n += 2;
-  }
-  return n;
 }
 
 /** One complete answer. */

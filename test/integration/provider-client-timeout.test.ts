@@ -5,7 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { KmsClient, KmsUnreachableError } from '../../provider/client/kms-client.js';
+import { KmsClient } from '../../provider/client/kms-client.js';
+import { unreachableReason } from '../support/client.js';
 
 describe('KmsClient deadlines and cancellation', () => {
   let server: Server;
@@ -31,15 +32,6 @@ describe('KmsClient deadlines and cancellation', () => {
     await new Promise((resolve) => server.close(resolve));
   });
 
-  const reasonOf = async (call: Promise<unknown>): Promise<string> => {
-    try {
-      await call;
-    } catch (err) {
-      expect(err).toBeInstanceOf(KmsUnreachableError);
-      return (err as KmsUnreachableError).reason;
-    }
-    throw new Error('expected the call to fail');
-  };
 
   it('times out every exchange that gets no answer, and only those', async () => {
     const client = new KmsClient({ endpoint: url, token: 't', timeoutMs: 300 });
@@ -49,10 +41,10 @@ describe('KmsClient deadlines and cancellation', () => {
     const answered = await Promise.all([client.getKey('k1'), client.health()]);
     expect(answered[0]).toEqual({ id: 'k1', name: 'n' });
     hanging.push(client.getKey('hang-3'));
-    for (const call of hanging) await expect(reasonOf(call)).resolves.toBe('timed out');
+    for (const call of hanging) await expect(unreachableReason(call)).resolves.toBe('timed out');
     // The client is still usable afterwards, and a later hang times out as well.
     await expect(client.getKey('k1')).resolves.toEqual({ id: 'k1', name: 'n' });
-    await expect(reasonOf(client.getKey('hang-4'))).resolves.toBe('timed out');
+    await expect(unreachableReason(client.getKey('hang-4'))).resolves.toBe('timed out');
   });
 
   it("cancels every exchange in flight when the caller's signal aborts, and refuses new ones", async () => {
@@ -64,7 +56,7 @@ describe('KmsClient deadlines and cancellation', () => {
     // Both requests reach the server before the stop.
     while (held.length < before + 2) await new Promise((resolve) => setTimeout(resolve, 10));
     stop.abort();
-    for (const call of hanging) await expect(reasonOf(call)).resolves.toBe('request cancelled');
-    await expect(reasonOf(client.health())).resolves.toBe('request cancelled');
+    for (const call of hanging) await expect(unreachableReason(call)).resolves.toBe('request cancelled');
+    await expect(unreachableReason(client.health())).resolves.toBe('request cancelled');
   });
 });

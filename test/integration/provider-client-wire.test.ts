@@ -8,18 +8,9 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KmsClient, KmsUnreachableError } from '../../provider/client/kms-client.js';
+import { KmsClient } from '../../provider/client/kms-client.js';
 import { nodeTransport } from '../../provider/client/node-transport.js';
-
-const reasonOf = async (call: Promise<unknown>): Promise<string> => {
-  try {
-    await call;
-  } catch (err) {
-    expect(err).toBeInstanceOf(KmsUnreachableError);
-    return (err as KmsUnreachableError).reason;
-  }
-  throw new Error('expected the call to fail');
-};
+import { unreachableReason } from '../support/client.js';
 
 const urlOf = (server: HttpServer | TcpServer): string => `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
@@ -110,7 +101,7 @@ describe('the REST transport against node:http', () => {
   it('refuses a token that would split the request, before connecting and without echoing it', async () => {
     const before = connections.length;
     const client = new KmsClient({ endpoint: urlOf(server), token: 'secret\r\nX-Evil: 1' });
-    const reason = await reasonOf(client.getKey('k1'));
+    const reason = await unreachableReason(client.getKey('k1'));
     expect(reason).toBe('invalid character in the authorization header');
     expect(reason).not.toContain('secret');
     expect(connections.length).toBe(before);
@@ -218,7 +209,7 @@ describe('the REST transport against raw servers', () => {
 
   it('does not retry a connection reset on its first request, nor after part of an answer', async () => {
     const reset = await start((socket) => socket.resetAndDestroy());
-    expect(await reasonOf(new KmsClient({ endpoint: urlOf(reset), token: 't' }).getKey('k1'))).toBe('ECONNRESET');
+    expect(await unreachableReason(new KmsClient({ endpoint: urlOf(reset), token: 't' }).getKey('k1'))).toBe('ECONNRESET');
     expect(reset.accepted).toBe(1);
     const cut = await start((socket, n) => {
       if (n === 0) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}');
@@ -226,7 +217,7 @@ describe('the REST transport against raw servers', () => {
     });
     const client = new KmsClient({ endpoint: urlOf(cut), token: 't' });
     await client.health();
-    expect(await reasonOf(client.getKey('k1'))).toBe('the connection closed before the answer ended');
+    expect(await unreachableReason(client.getKey('k1'))).toBe('the connection closed before the answer ended');
     expect(cut.accepted).toBe(1);
   });
 
@@ -242,7 +233,7 @@ describe('the REST transport against raw servers', () => {
     const reasons: string[] = [];
     const client = new KmsClient({ endpoint: urlOf(server), token: 't' });
     for (let i = 0; i < answers.length; i++) {
-      reasons.push(await reasonOf(client.getKey('k1')));
+      reasons.push(await unreachableReason(client.getKey('k1')));
     }
     expect(reasons).toEqual([
       'the answer does not start with an HTTP/1.x status line',
@@ -261,6 +252,6 @@ describe('the REST transport against raw servers', () => {
     const url = urlOf(server);
     await closeServer(server);
     servers.splice(servers.indexOf(server), 1);
-    expect(await reasonOf(new KmsClient({ endpoint: url, token: 't' }).health())).toBe('ECONNREFUSED');
+    expect(await unreachableReason(new KmsClient({ endpoint: url, token: 't' }).health())).toBe('ECONNREFUSED');
   });
 });
