@@ -62,8 +62,6 @@ export interface HttpAnswer {
 
 type State = 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-end' | 'trailers' | 'to-end' | 'done';
 
-const EMPTY = Buffer.alloc(0);
-
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: |$)/;
 
 /**
@@ -73,7 +71,9 @@ const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: |$)/;
  */
 export class AnswerParser {
   private state: State = 'head';
-  private pending: Buffer = EMPTY;
+  /** Bytes received and not yet consumed. (No Buffer at module load: the web console's bundle
+   * includes this module through the client, and a browser has no Buffer.) */
+  private pending: Buffer | undefined;
   private readonly chunks: Buffer[] = [];
   private bodyBytes = 0;
   private remaining = 0;
@@ -93,13 +93,13 @@ export class AnswerParser {
       return this.answer;
     }
     if (bytes.length > 0) this.received = true;
-    this.pending = this.pending.length === 0 ? bytes : Buffer.concat([this.pending, bytes]);
+    this.pending = this.pending === undefined || this.pending.length === 0 ? bytes : Buffer.concat([this.pending, bytes]);
     for (;;) {
       const progressed = this.step();
       const answer = this.answer;
       if (answer) {
-        if (this.pending.length > 0) answer.close = true;
-        this.pending = EMPTY;
+        if (this.pending !== undefined && this.pending.length > 0) answer.close = true;
+        this.pending = undefined;
         return answer;
       }
       if (!progressed) return undefined;
@@ -116,6 +116,7 @@ export class AnswerParser {
   /** One step of the state machine; false when it needs more bytes. */
   private step(): boolean {
     const bytes = this.pending;
+    if (bytes === undefined) return false;
     switch (this.state) {
       case 'head': {
         const end = bytes.indexOf('\r\n\r\n');
@@ -181,7 +182,7 @@ export class AnswerParser {
       case 'to-end': {
         if (bytes.length === 0) return false;
         this.addBody(bytes);
-        this.pending = EMPTY;
+        this.pending = undefined;
         return false;
       }
       case 'done':
@@ -259,7 +260,7 @@ export class AnswerParser {
   }
 
   private finish(close: boolean): HttpAnswer {
-    const body = this.chunks.length === 1 ? (this.chunks[0] ?? EMPTY) : Buffer.concat(this.chunks, this.bodyBytes);
+    const body = this.chunks.length === 1 ? (this.chunks[0] ?? Buffer.alloc(0)) : Buffer.concat(this.chunks, this.bodyBytes);
     this.state = 'done';
     this.answer = { status: this.status, body, close };
     return this.answer;
