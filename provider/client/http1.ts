@@ -6,8 +6,9 @@
  * Why not node:http: the plugin is a short-lived process (core starts 3–5 per command, each
  * making up to a few hundred calls), so the client's code runs cold; node:http's ClientRequest,
  * Agent and IncomingMessage streams cost ≈ 0.3–0.4 ms of CPU per exchange there (plugin
- * profiles of a 100-key destroy). The client needs much less: one request with an optional JSON body of known
- * length, and one answer framed by Content-Length, chunked coding or the connection's end.
+ * profiles of a 100-key destroy). The client needs much less: one request with an optional
+ * JSON body (its Content-Length written here), and one answer framed by Content-Length,
+ * chunked coding or the connection's end.
  *
  * Bounded: an answer's head may be at most 64 KiB and its body at most 64 MiB; more is an error
  * (the connection is dropped), so a misbehaving server cannot make the client grow without end.

@@ -242,22 +242,6 @@ export function base64ToBytes(text: string): Uint8Array {
 
 const enc = encodeURIComponent;
 
-/** UTF-8 length of a string, as TextEncoder (and node:http) would encode it. */
-function utf8Length(text: string): number {
-  let n = text.length;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x80) continue;
-    if (c < 0x800) n += 1;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      // A surrogate pair: two units, four bytes.
-      n += 2;
-      i++;
-    } else n += 2; // three bytes (a lone surrogate becomes U+FFFD, also three)
-  }
-  return n;
-}
-
 /** One exchange in flight: what aborts it, and when it times out. */
 interface InFlight {
   controller: AbortController;
@@ -586,10 +570,8 @@ export class KmsClient {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (auth) headers['authorization'] = `Bearer ${this.options.token}`;
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    if (payload !== undefined) {
-      headers['content-type'] = 'application/json';
-      headers['content-length'] = String(utf8Length(payload));
-    }
+    // The body's length is the transport's business (framing): node-transport writes it, fetch too.
+    if (payload !== undefined) headers['content-type'] = 'application/json';
     const { status, text } = await this.exchange(method, path, payload, headers);
     let parsed: unknown;
     try {

@@ -86,7 +86,7 @@ class Connection {
 
   constructor(
     readonly socket: Socket,
-    private readonly onIdleClose: (connection: Connection) => void,
+    private readonly onDestroy: (connection: Connection) => void,
   ) {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.onEnd());
@@ -154,7 +154,7 @@ class Connection {
     if (this.closed) return;
     this.closed = true;
     this.socket.destroy();
-    this.onIdleClose(this);
+    this.onDestroy(this);
   }
 
   idle(): void {
@@ -183,10 +183,9 @@ export function nodeTransport(options: { keepAlive?: boolean } = {}): Transport 
 
   const take = async (url: URL): Promise<Connection> => {
     const origin = url.origin;
-    const list = idle.get(origin);
-    for (let connection = list?.pop(); connection; connection = list?.pop()) {
-      if (!connection.closed) return connection;
-    }
+    // Only open connections are listed: a connection leaves the list as it is destroyed (forget).
+    const reusable = idle.get(origin)?.pop();
+    if (reusable) return reusable;
     dialer ??= openDialer(url);
     const socket = (await dialer).dial(url);
     return new Connection(socket, (connection) => forget(origin, connection));

@@ -32,7 +32,6 @@ describe('KmsClient deadlines and cancellation', () => {
     await new Promise((resolve) => server.close(resolve));
   });
 
-
   it('times out every exchange that gets no answer, and only those', async () => {
     const client = new KmsClient({ endpoint: url, token: 't', timeoutMs: 300 });
     const hanging = [client.getKey('hang-1'), client.getKey('hang-2')];
