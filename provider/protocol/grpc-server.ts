@@ -1,7 +1,8 @@
 /**
- * A gRPC server for unary calls on node:http2: what go-plugin and tfplugin6 need, and nothing
- * more. @grpc/grpc-js loaded and initialised in ≈50 ms of every plugin start (its bundle was
- * 670 KiB of the plugin's 1.1 MiB); core starts the plugin several times per command.
+ * A gRPC server for unary calls over our own HTTP/2 server side (h2.ts): what go-plugin and
+ * tfplugin6 need, and nothing more. @grpc/grpc-js loaded and initialised in ≈50 ms of every plugin
+ * start (its bundle was 670 KiB of the plugin's 1.1 MiB); node:http2 then cost ≈0.25 ms of CPU
+ * per call, a quarter of a busy plugin process.
  *
  * gRPC over HTTP/2: a POST to /<service>/<method> with content-type application/grpc; the body is
  * length-prefixed messages (1 byte compressed flag, 4 bytes big-endian length); the answer is
@@ -10,9 +11,10 @@
  * answer grpc-go expects, even for streams the client keeps open.
  */
 import { X509Certificate } from 'node:crypto';
-import type { Http2Server, Http2Session, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import { H2Connection, type H2Stream } from './h2.js';
+import { encodeHeaderBlock } from './hpack.js';
 
 /** gRPC status codes used here. */
 export const GrpcStatus = { OK: 0, INTERNAL: 13, UNIMPLEMENTED: 12, INVALID_ARGUMENT: 3 } as const;
@@ -24,7 +26,7 @@ export interface UnaryMethod {
   encodeFrame(response: unknown): Buffer;
   /** Never rejects: failures are part of the response (diagnostics). */
   handle(request: unknown): Promise<unknown>;
-  /** Runs once the response has been handed to the connection (GRPCController.Shutdown exits here). */
+  /** Runs once the response has been handed to the socket (GRPCController.Shutdown exits here). */
   afterResponse?: () => void;
 }
 
@@ -43,25 +45,30 @@ export interface ServerTls {
 
 /** Core's client allows 256 MiB messages; accept as much. */
 const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
+/** grpc-message is for people; a longer one is cut (the whole block must stay a few frames). */
+const MAX_STATUS_MESSAGE = 4096;
+const H2_OPTIONS = { maxHeaderListSize: 64 * 1024, maxConcurrentStreams: 1000 };
 
-/** Every answer's headers and trailers (http2 copies them; they are never changed). */
-const RESPONSE_HEADERS = Object.freeze({ ':status': 200, 'content-type': 'application/grpc' });
-const OK_TRAILERS = Object.freeze({ 'grpc-status': '0' });
+/** Every answer's headers and trailers, encoded once. */
+const RESPONSE_HEADERS = encodeHeaderBlock([
+  [':status', '200'],
+  ['content-type', 'application/grpc'],
+]);
+const OK_TRAILERS = encodeHeaderBlock([['grpc-status', '0']]);
 
-function trailersOnly(stream: ServerHttp2Stream, code: number, message: string): void {
-  if (stream.destroyed || stream.headersSent) return;
-  stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(code), 'grpc-message': encodeURIComponent(message) }, { endStream: true });
+function trailersOnly(stream: H2Stream, code: number, message: string): void {
+  if (stream.answered) return;
+  stream.respond(
+    encodeHeaderBlock([
+      [':status', '200'],
+      ['content-type', 'application/grpc'],
+      ['grpc-status', String(code)],
+      ['grpc-message', encodeURIComponent(message.slice(0, MAX_STATUS_MESSAGE))],
+    ]),
+  );
 }
 
-function destroyOnError(this: ServerHttp2Stream): void {
-  this.destroy();
-}
-
-function sendOkTrailers(this: ServerHttp2Stream): void {
-  this.sendTrailers(OK_TRAILERS);
-}
-
-function respond(stream: ServerHttp2Stream, method: UnaryMethod, response: unknown): void {
+function respond(stream: H2Stream, method: UnaryMethod, response: unknown): void {
   let frame: Buffer;
   try {
     frame = method.encodeFrame(response);
@@ -69,15 +76,13 @@ function respond(stream: ServerHttp2Stream, method: UnaryMethod, response: unkno
     trailersOnly(stream, GrpcStatus.INTERNAL, (err as Error).message);
     return;
   }
-  if (stream.destroyed) return;
-  stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
-  stream.once('wantTrailers', sendOkTrailers);
-  if (method.afterResponse) stream.once('close', method.afterResponse);
-  stream.end(frame);
+  if (stream.answered) return;
+  if (method.afterResponse) stream.onclose = method.afterResponse;
+  stream.respond(RESPONSE_HEADERS, frame, OK_TRAILERS);
 }
 
 /** Decode the one message of `body` and answer it. */
-function answer(stream: ServerHttp2Stream, method: UnaryMethod, body: Buffer): void {
+function answer(stream: H2Stream, method: UnaryMethod, body: Buffer): void {
   if (body.length < 5 || body[0] !== 0 || body.readUInt32BE(1) !== body.length - 5) {
     trailersOnly(stream, GrpcStatus.INTERNAL, 'expected exactly one uncompressed message');
     return;
@@ -102,11 +107,11 @@ function answer(stream: ServerHttp2Stream, method: UnaryMethod, body: Buffer): v
   );
 }
 
-function serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, lookup: MethodLookup): void {
-  stream.on('error', destroyOnError);
-  const path = headers[':path'] ?? '';
-  if (headers[':method'] !== 'POST' || !String(headers['content-type'] ?? '').startsWith('application/grpc')) {
-    if (!stream.headersSent) stream.respond({ ':status': 415 }, { endStream: true });
+function serve(stream: H2Stream, lookup: MethodLookup): void {
+  const { headers } = stream;
+  const path = headers.get(':path') ?? '';
+  if (headers.get(':method') !== 'POST' || !(headers.get('content-type') ?? '').startsWith('application/grpc')) {
+    stream.respond(encodeHeaderBlock([[':status', '415']]));
     return;
   }
   // The body (one chunk, as a unary request nearly always comes, or several) and the method
@@ -119,24 +124,24 @@ function serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, lookup: 
   /** undefined: not looked up yet; null: no such method. */
   let method: UnaryMethod | null | undefined;
   const body = (): Buffer => (more ? Buffer.concat(more, size) : (first ?? Buffer.alloc(0)));
-  stream.on('data', (chunk: Buffer) => {
+  stream.ondata = (chunk: Buffer) => {
+    if (tooLarge) return;
     size += chunk.length;
     if (size > MAX_MESSAGE_BYTES + 5) {
       tooLarge = true;
+      first = more = undefined;
       trailersOnly(stream, GrpcStatus.INVALID_ARGUMENT, 'message too large');
     } else if (!first) first = chunk;
     else (more ??= [first]).push(chunk);
-  });
-  stream.on('end', () => {
+  };
+  stream.onend = () => {
     ended = true;
     if (method && !tooLarge) answer(stream, method, body());
-  });
+  };
   const found = (m: UnaryMethod | undefined): void => {
     method = m ?? null;
-    if (!m) {
-      trailersOnly(stream, GrpcStatus.UNIMPLEMENTED, `unknown method ${path}`);
-      if (!ended) stream.close();
-    } else if (ended && !tooLarge) answer(stream, m, body());
+    if (!m) trailersOnly(stream, GrpcStatus.UNIMPLEMENTED, `unknown method ${path}`);
+    else if (ended && !tooLarge) answer(stream, m, body());
   };
   const looked = lookup(path);
   if (looked instanceof Promise) looked.then(found, (err: unknown) => trailersOnly(stream, GrpcStatus.INTERNAL, (err as Error).message));
@@ -147,77 +152,85 @@ function serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, lookup: 
 export interface GrpcServer {
   port: number;
   /**
-   * Load node:http2 and set up TLS now rather than on the first connection. The socket listens
-   * before either exists, so the handshake line need not wait for them (≈10 ms of every start):
-   * call this right after printing it, while core reads the line and dials.
+   * Set up TLS now rather than on the first connection. The socket listens before it exists, so
+   * the handshake line need not wait for it: call this right after printing the line, while core
+   * reads it and dials.
    */
   prepare(): void;
   /** Finish the open calls (GOAWAY), then resolve; gives up waiting after `graceMs`. */
   close(graceMs: number): Promise<void>;
 }
 
-interface Http2Side {
-  server: Http2Server;
-  sessions: Set<Http2Session>;
+interface ConnectionSide {
+  /** Take over an accepted socket (paused, unread). */
+  accept: (socket: Socket) => void;
+  connections: Set<H2Connection>;
 }
 
-async function createHttp2Side(lookup: MethodLookup, tls: ServerTls | undefined, onEvent?: (what: string) => void): Promise<Http2Side> {
-  const { createSecureServer, createServer } = await import('node:http2');
-  const settings = { maxHeaderListSize: 64 * 1024 };
+async function createConnectionSide(lookup: MethodLookup, tls: ServerTls | undefined, onEvent?: (what: string) => void): Promise<ConnectionSide> {
+  const connections = new Set<H2Connection>();
+  const start = (socket: Socket | TLSSocket): void => {
+    onEvent?.('HTTP/2 session');
+    const connection = new H2Connection(socket, (stream) => serve(stream, lookup), H2_OPTIONS);
+    connections.add(connection);
+    socket.once('close', () => connections.delete(connection));
+  };
+  if (!tls) {
+    onEvent?.('HTTP/2 server ready');
+    return {
+      accept: (socket) => {
+        start(socket);
+        socket.resume();
+      },
+      connections,
+    };
+  }
+  const { createServer } = await import('node:tls');
   // The client certificate is pinned (compared byte for byte below) rather than trusted as a CA:
   // Node builds its whole bundled root store (≈140 certificates, 30–90 ms of every plugin start)
   // for a TLS context given a CA, and for one given none; an empty list makes it build nothing.
   // go-plugin's client certificate is self-signed, so pinning it is exact.
-  const pinned = tls ? new X509Certificate(tls.clientCertPem).raw : undefined;
-  const server: Http2Server = tls
-    ? createSecureServer({
-        key: tls.keyPem,
-        cert: tls.certPem,
-        ca: [],
-        requestCert: true,
-        rejectUnauthorized: false,
-        minVersion: 'TLSv1.2',
-        maxSessionMemory: 512,
-        settings,
-      })
-    : createServer({ maxSessionMemory: 512, settings });
-  if (pinned) {
-    server.on('secureConnection', (socket: TLSSocket) => {
-      const presented = socket.getPeerCertificate().raw as Buffer | undefined;
-      if (!presented || !presented.equals(pinned)) socket.destroy();
-    });
-  }
-  const sessions = new Set<Http2Session>();
-  server.on('secureConnection', () => onEvent?.('TLS connection'));
-  server.on('session', (session: Http2Session) => {
-    onEvent?.('HTTP/2 session');
-    sessions.add(session);
-    session.on('close', () => sessions.delete(session));
-    session.on('error', () => session.destroy());
+  const pinned = new X509Certificate(tls.clientCertPem).raw;
+  const server: TlsServer = createServer({
+    key: tls.keyPem,
+    cert: tls.certPem,
+    ca: [],
+    requestCert: true,
+    rejectUnauthorized: false,
+    minVersion: 'TLSv1.2',
+    // grpc-go requires h2 by ALPN.
+    ALPNProtocols: ['h2'],
   });
-  server.on('stream', (stream, headers) => serve(stream, headers, lookup));
+  server.on('secureConnection', (socket: TLSSocket) => {
+    onEvent?.('TLS connection');
+    const presented = socket.getPeerCertificate().raw as Buffer | undefined;
+    if (!presented || !presented.equals(pinned)) {
+      socket.destroy();
+      return;
+    }
+    start(socket);
+  });
+  server.on('tlsClientError', (_err: Error, socket: TLSSocket) => socket.destroy());
   onEvent?.('HTTP/2 server ready');
-  return { server, sessions };
+  return { accept: (socket) => server.emit('connection', socket), connections };
 }
 
 /**
  * Listen on 127.0.0.1 on a free port, with mutual TLS when `tls` is given. The listening socket is
- * a plain node:net server whose connections (paused, unread) are handed to the HTTP/2 server —
- * TLS or cleartext — once that exists (see GrpcServer.prepare).
+ * a plain node:net server whose connections (paused, unread) are handed to TLS, or straight to
+ * HTTP/2 in cleartext, once that is set up (see GrpcServer.prepare).
  */
 export function listenGrpc(lookup: MethodLookup, tls: ServerTls | undefined, onEvent?: (what: string) => void): Promise<GrpcServer> {
-  let side: Promise<Http2Side> | undefined;
-  const prepare = (): Promise<Http2Side> => (side ??= createHttp2Side(lookup, tls, onEvent));
+  let side: Promise<ConnectionSide> | undefined;
+  const prepare = (): Promise<ConnectionSide> => (side ??= createConnectionSide(lookup, tls, onEvent));
   const listener: NetServer = createNetServer({ pauseOnConnect: true }, (socket: Socket) => {
     onEvent?.('TCP accepted');
+    // Answers are small writes right after reads: Nagle would hold one until the peer's delayed
+    // ACK (40 ms on Linux). grpc-go sets TCP_NODELAY on its side too.
+    socket.setNoDelay(true);
     socket.on('error', () => socket.destroy());
     prepare().then(
-      ({ server }) => {
-        server.emit('connection', socket);
-        // A TLS socket reads its transport itself; a cleartext HTTP/2 session consumes the socket's
-        // handle, which pauseOnConnect left unread.
-        if (!tls) socket.resume();
-      },
+      (side) => side.accept(socket),
       () => socket.destroy(),
     );
   });
@@ -237,8 +250,8 @@ export function listenGrpc(lookup: MethodLookup, tls: ServerTls | undefined, onE
               clearTimeout(timer);
               done();
             });
-            void side?.then(({ sessions }) => {
-              for (const session of sessions) session.close();
+            void side?.then(({ connections }) => {
+              for (const connection of connections) connection.close();
             });
           }),
       });
