@@ -23,7 +23,7 @@ import { startBenchDaemon, stopChild } from './kmsd.js';
 import { ensureLocalKms, startLocalKms, trent, type LocalKmsBinary } from './local-kms.js';
 import { REPO_ROOT } from './paths.js';
 import { figure, type Figure } from './stats.js';
-import { pacedLoad, type PacedRun, type RequestShape } from './paced.js';
+import { pacedLoadInChild, type RequestShape } from './paced.js';
 import { cpuTimes, pinProcess, processCpuMs, stealPercent } from './system.js';
 import { summarizeMetrics, type MetricsSummary } from './metrics-scrape.js';
 import { ensureVault, startVault, VAULT_AUDIT_TARGET, VAULT_KEY, VAULT_TARGET, type VaultBinary } from './vault.js';
@@ -35,6 +35,8 @@ export interface DataPlaneOptions {
   seconds: number;
   rateSeconds: number;
   warmupSeconds: number;
+  /** Untimed seconds at the fixed rate before each fixed-rate run (bench/paced.ts). */
+  rateWarmupSeconds: number;
   connections: number;
   runs: number;
   sizes: number[];
@@ -79,6 +81,7 @@ export interface DataPlaneResult {
   connections: number;
   seconds: number;
   rateSeconds: number;
+  rateWarmupSeconds?: number;
   pinned: boolean;
   localKms: { available: boolean; detail: string };
   /** HashiCorp Vault transit (targets "vault transit" and "vault transit + file audit"). */
@@ -279,10 +282,11 @@ async function benchCase(target: Target, operation: Operation, size: number, opt
   const cpu = peaks.flatMap((r) => (r.cpuUsPerCall !== undefined ? [r.cpuUsPerCall] : []));
   const peak = figure(peaks.map((r) => r.opsPerSecond));
   const halfRate = Math.max(1, Math.round(peak.median / 2));
-  const rated: PacedRun[] = [];
-  for (let run = 0; run < options.runs; run++) {
-    rated.push(await pacedLoad(shape, { rate: halfRate, seconds: options.rateSeconds, connections: options.connections, timeoutMs: 10000 }));
-  }
+  const rated = await pacedLoadInChild({
+    shape,
+    options: { rate: halfRate, seconds: options.rateSeconds, warmupSeconds: options.rateWarmupSeconds, connections: options.connections, timeoutMs: 10000 },
+    runs: options.runs,
+  });
   const result: DataPlaneCase = {
     target: target.name,
     operation,
@@ -381,6 +385,7 @@ export async function benchDataPlane(options: DataPlaneOptions): Promise<DataPla
     connections: options.connections,
     seconds: options.seconds,
     rateSeconds: options.rateSeconds,
+    rateWarmupSeconds: options.rateWarmupSeconds,
     pinned,
     localKms,
     vault,

@@ -70,7 +70,9 @@ function dataPlaneSection(dp: DataPlaneResult): string {
     `Peak runs: autocannon, ${dp.connections} connections, ${dp.seconds} s each; fixed-rate runs ${dp.rateSeconds} s each; ` +
       `servers ${dp.pinned ? 'pinned to CPU 0, load to CPU 1' : 'not pinned (shared cores)'}. ` +
       'Latencies in ms. At peak, autocannon (closed loop: each connection sends its next request when the last one is answered) records whole milliseconds, so 0 means under 1 ms. ' +
-      '"p50 / p99 @ 50% rate" is an open-loop run at a fixed rate of half the median peak (bench/paced.ts): arrivals evenly spaced (1 ms timer granularity) over at most ' +
+      '"p50 / p99 @ 50% rate" is an open-loop run at a fixed rate of half the median peak (bench/paced.ts, in a fresh load process per case' +
+      (dp.rateWarmupSeconds ? `, each run after ${dp.rateWarmupSeconds} s at the same rate that is not timed` : '') +
+      '): arrivals evenly spaced (1 ms timer granularity) over at most ' +
       `${dp.connections} keep-alive connections, each request timed with sub-millisecond resolution from when it was due, so waiting for a busy connection counts (no coordinated omission). ` +
       '"CPU µs / call" is the server process\'s CPU time (user + system, all threads, /proc) per answered call over its peak runs: alone on its core, that is what bounds a server\'s peak, and unlike ops/s it does not move with the VM\'s CPU steal. ' +
       '"ours / ceiling" compares medians of peak ops/s; "ours / ceiling by CPU" is the ceiling\'s CPU per call over ours (the peak ratio a dedicated core would give).',

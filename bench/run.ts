@@ -110,6 +110,7 @@ export async function runBench(argv: string[]): Promise<BenchResults> {
       seconds,
       rateSeconds: seconds,
       warmupSeconds: quick ? 0 : 2,
+      rateWarmupSeconds: quick ? 0 : 1,
       connections: Number(values.connections ?? (quick ? 4 : 32)),
       runs,
       sizes: values.sizes ? numbers(values.sizes) : [256, 4096],
