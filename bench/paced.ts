@@ -1,8 +1,8 @@
 /**
  * An open-loop load at a fixed rate with evenly spaced arrivals (what wrk2 does, in process):
  * request i is due at start + i / rate and is sent as soon as it is due, over at most
- * `connections` keep-alive sockets (a request that finds them all busy waits in the agent's
- * queue). Each latency is measured from when the request was due, not from when a socket took it,
+ * `connections` keep-alive sockets (a request that finds them all busy waits for the first to be
+ * free). Each latency is measured from when the request was due, not from when a socket took it,
  * so a server that falls behind is charged for the wait (no coordinated omission), and with
  * sub-millisecond resolution (autocannon records whole milliseconds).
  *
@@ -11,10 +11,18 @@
  * and the run reports how many requests left more than 1 ms late. (Polling the schedule with
  * setImmediate instead was tried: in three tries on a pinned core of a busy 2-core VM the load fell
  * behind by hundreds of milliseconds, so it was dropped.)
+ *
+ * The sockets are node:net with the REST client's own HTTP/1.1 serialiser and answer parser
+ * (provider/client/http1.ts: Content-Length, chunked and read-to-end answers), the request's
+ * bytes built once. node:http's ClientRequest, Agent and IncomingMessage streams cost the load
+ * ≈ 0.1 ms of CPU per request: at the ceiling's half rate (≈ 5k/s) that kept the load's one core
+ * busy enough that a quarter of the requests left more than 1 ms late, and the p99s were the
+ * load's own.
  */
 import { execFile } from 'node:child_process';
-import { Agent, request } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { AnswerParser, serializeRequest, type HttpAnswer } from '../provider/client/http1.js';
 import { percentile } from './stats.js';
 
 /** One request of a load: where to POST it, with which headers and body. */
@@ -48,11 +56,20 @@ export interface PacedRun {
   failures: number;
   requests: number;
   /**
-   * Requests this process handed to node:http more than 1 ms after they were due (its own timer
+   * Requests this process handed to a connection more than 1 ms after they were due (its own timer
    * or event loop was late), and the worst lag: load-side delays, charged to the server anyway.
    */
   lateSends: number;
   maxSendLagMs: number;
+}
+
+/** One keep-alive connection of the load and the request it carries, if any. */
+interface Connection {
+  socket: Socket;
+  /** Index of the request it carries (also while it connects), -1 when idle. */
+  request: number;
+  parser: AnswerParser | undefined;
+  sentAt: number;
 }
 
 export async function pacedLoad(shape: RequestShape, options: PacedOptions): Promise<PacedRun> {
@@ -61,11 +78,19 @@ export async function pacedLoad(shape: RequestShape, options: PacedOptions): Pro
   const total = warmup + measured;
   const intervalMs = 1000 / options.rate;
   const url = new URL(shape.url);
-  const body = Buffer.from(shape.body);
-  const headers = { ...shape.headers, 'content-length': String(body.length) };
-  const agent = new Agent({ keepAlive: true, maxSockets: options.connections, maxFreeSockets: options.connections });
+  // The same bytes for every request, serialised once (Content-Length added there).
+  const wire = Buffer.from(serializeRequest('POST', url, shape.headers, shape.body, false), 'utf8');
+  const port = Number(url.port || 80);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
   // One latency per measured request, bounded by the run (rate × seconds), in a typed array.
   const latencies = new Float64Array(measured);
+  // Requests due while every connection is busy, oldest first; each index enters once, so a
+  // ring of `total` slots never overflows.
+  const waiting = new Int32Array(total);
+  let waitHead = 0;
+  let waitTail = 0;
+  const connections = new Set<Connection>();
+  const idle: Connection[] = [];
   let answered = 0;
   let ok = 0;
   let failures = 0;
@@ -75,64 +100,103 @@ export async function pacedLoad(shape: RequestShape, options: PacedOptions): Pro
   const start = performance.now() + 5;
   // When the measured part is due to begin.
   const measuredStart = start + warmup * intervalMs;
+  const dueOf = (index: number) => start + index * intervalMs;
 
   return new Promise<PacedRun>((resolve) => {
-    const settle = (due: number, timed: boolean, success: boolean) => {
+    const settle = (index: number, success: boolean) => {
       const now = performance.now();
+      const timed = index >= warmup;
       if (!success) failures++;
-      else if (timed) latencies[ok++] = now - due;
+      else if (timed) latencies[ok++] = now - dueOf(index);
       if (timed) lastAnswer = now;
-      if (++answered === total) {
-        agent.destroy();
-        const sorted = latencies.subarray(0, ok).sort();
-        const seconds = Math.max(lastAnswer - measuredStart, intervalMs) / 1000;
-        resolve({
-          opsPerSecond: ok / seconds,
-          p50Ms: percentile(sorted, 50),
-          p99Ms: percentile(sorted, 99),
-          failures,
-          requests: measured,
-          lateSends,
-          maxSendLagMs,
-        });
-      }
+      if (++answered < total) return;
+      clearInterval(watchdog);
+      for (const connection of connections) connection.socket.destroy();
+      connections.clear();
+      const sorted = latencies.subarray(0, ok).sort();
+      const seconds = Math.max(lastAnswer - measuredStart, intervalMs) / 1000;
+      resolve({ opsPerSecond: ok / seconds, p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), failures, requests: measured, lateSends, maxSendLagMs });
     };
-    const send = (due: number, timed: boolean) => {
-      let done = false;
-      const finish = (success: boolean) => {
-        if (done) return;
-        done = true;
-        settle(due, timed, success);
-      };
-      const req = request(
-        { host: url.hostname, port: url.port, path: url.pathname + url.search, method: 'POST', headers, agent },
-        (res) => {
-          res.on('data', () => undefined);
-          res.on('end', () => finish(res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300));
-          res.on('error', () => finish(false));
-        },
-      );
-      req.setTimeout(options.timeoutMs, () => {
-        finish(false);
-        req.destroy();
+    const carry = (connection: Connection, index: number) => {
+      connection.request = index;
+      connection.parser = new AnswerParser(false);
+      connection.sentAt = performance.now();
+      connection.socket.write(wire);
+    };
+    // A connection is free: it takes the oldest waiting request or goes idle.
+    const free = (connection: Connection) => {
+      connection.request = -1;
+      connection.parser = undefined;
+      if (waitHead < waitTail) carry(connection, waiting[waitHead++] ?? 0);
+      else idle.push(connection);
+    };
+    const fail = (connection: Connection) => {
+      if (!connections.delete(connection)) return;
+      const index = connection.request;
+      connection.request = -1;
+      const at = idle.indexOf(connection);
+      if (at >= 0) idle.splice(at, 1);
+      connection.socket.destroy();
+      if (index >= 0) settle(index, false);
+      // Waiting requests get a new connection in its place.
+      if (waitHead < waitTail) open(waiting[waitHead++] ?? 0);
+    };
+    const open = (index: number) => {
+      const socket = connect({ host, port, noDelay: true });
+      const connection: Connection = { socket, request: -1, parser: undefined, sentAt: 0 };
+      connections.add(connection);
+      socket.on('connect', () => carry(connection, index));
+      socket.on('data', (bytes: Buffer) => {
+        const parser = connection.parser;
+        if (parser === undefined) return fail(connection);
+        let answer: HttpAnswer | undefined;
+        try {
+          answer = parser.push(bytes);
+        } catch {
+          return fail(connection);
+        }
+        if (answer === undefined) return;
+        const done = connection.request;
+        if (answer.close) {
+          connection.request = -1;
+          fail(connection);
+        } else {
+          free(connection);
+        }
+        settle(done, answer.status >= 200 && answer.status < 300);
       });
-      req.on('error', () => finish(false));
-      req.end(body);
+      socket.on('error', () => fail(connection));
+      socket.on('close', () => fail(connection));
+      // A connection that is still connecting holds its first request already.
+      connection.request = index;
     };
+    const dispatch = (index: number) => {
+      const connection = idle.pop();
+      if (connection !== undefined) carry(connection, index);
+      else if (connections.size < options.connections) open(index);
+      else waiting[waitTail++] = index;
+    };
+    // A request without an answer after timeoutMs fails and its connection is dropped.
+    const watchdog = setInterval(() => {
+      const now = performance.now();
+      for (const connection of connections) {
+        if (connection.request >= 0 && now - Math.max(connection.sentAt, dueOf(connection.request)) > options.timeoutMs) fail(connection);
+      }
+    }, 100);
     let sent = 0;
     const tick = () => {
       const now = performance.now();
       while (sent < total) {
-        const due = start + sent * intervalMs;
+        const due = dueOf(sent);
         if (due > now) break;
-        const timed = sent >= warmup;
         const lag = now - due;
-        if (timed && lag > 1) lateSends++;
-        if (timed && lag > maxSendLagMs) maxSendLagMs = lag;
-        sent++;
-        send(due, timed);
+        if (sent >= warmup) {
+          if (lag > 1) lateSends++;
+          if (lag > maxSendLagMs) maxSendLagMs = lag;
+        }
+        dispatch(sent++);
       }
-      if (sent < total) setTimeout(tick, Math.max(0, start + sent * intervalMs - performance.now()));
+      if (sent < total) setTimeout(tick, Math.max(0, dueOf(sent) - performance.now()));
     };
     setTimeout(tick, Math.max(0, start - performance.now()));
   });
