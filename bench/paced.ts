@@ -16,7 +16,7 @@
  * (provider/client/http1.ts: Content-Length, chunked and read-to-end answers), the request's
  * bytes built once. Measured against the ceiling at 5,000/s (256 B, the load on its own core),
  * node:http's ClientRequest, Agent and IncomingMessage streams cost the load 133–144 µs of CPU per
- * request against 75–81 µs here (mostly loopback TCP in the kernel), its worst send lag was
+ * request against 75–81 µs here (its main thread busy ≈ 13 µs; the rest kernel time), its worst send lag was
  * 12.6–17.6 ms against 5.4–5.8, and the ceiling's p99 read 13–19 ms against 4.7–5.9: those p99s
  * were the load's own.
  */
